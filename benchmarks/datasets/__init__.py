@@ -1,0 +1,1 @@
+"""Benchmark datasets: the ``python -m benchmarks.datasets`` command line (``stats``, ...)."""

@@ -1,0 +1,1 @@
+"""Throughput benchmarks, each reported against a peak-FLOP matmul measured in the same run."""

@@ -1,0 +1,55 @@
+"""Pieces shared by every launcher config: environment, dataset, loop, workdir."""
+
+from __future__ import annotations
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def base_config(agent_name: str, agent: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The launcher config around an agent config.
+
+  Fields: ``agent_name`` (registry key), ``agent`` (the agent's hyperparameters), ``env``
+  (evaluation / online environment), ``dataset`` (offline data), ``loop`` (LoopConfig fields),
+  ``seed``, ``workdir``, ``save_replay`` (online agents: write the replay as a dataset there).
+  """
+  c = ml_collections.ConfigDict()
+  c.agent_name = agent_name
+  c.agent = agent
+  c.seed = 0
+  c.workdir = config_dict.placeholder(str)  # None -> runs/<agent>-<task>-seed<seed>
+  c.save_replay = config_dict.placeholder(str)
+
+  c.env = ml_collections.ConfigDict()
+  c.env.task = "walker-walk"
+  c.env.obs_type = "state"
+  c.env.action_repeat = 2
+  c.env.image_size = 64
+  c.env.frame_stack = 1
+  c.env.episode_length = config_dict.placeholder(int)  # agent steps; None: the suite's 500
+
+  c.dataset = ml_collections.ConfigDict()
+  c.dataset.path = config_dict.placeholder(str)
+  c.dataset.observation_keys = ("state",)
+
+  c.loop = ml_collections.ConfigDict()
+  c.loop.steps_per_chunk = 1000
+  c.loop.eval_every = 10_000
+  c.loop.eval_episodes = 10
+  c.loop.checkpoint_every = 10_000
+  c.loop.replay_capacity = 1_000_000
+  c.loop.max_to_keep = 2
+  c.loop.log_every_seconds = 10.0
+  return c
+
+
+def shrink_loop(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Loop settings of the ``tiny`` presets: a few chunks, one short evaluation episode."""
+  c.loop.steps_per_chunk = 50
+  c.loop.eval_every = 100
+  c.loop.eval_episodes = 1
+  c.loop.checkpoint_every = 100
+  c.loop.replay_capacity = 10_000
+  c.loop.log_every_seconds = 0.0
+  c.env.episode_length = 50
+  return c

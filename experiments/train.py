@@ -1,0 +1,121 @@
+r"""Trains any registered agent: online in a dm_control task, or offline on an episodic dataset.
+
+  python -m experiments.train --config=experiments/configs/<agent>.py:<preset> [--config.x=...]
+
+Examples:
+  python -m experiments.train --config=experiments/configs/sac.py:tiny \
+      --config.save_replay=/tmp/replay
+  python -m experiments.train --config=experiments/configs/td3bc.py:tiny \
+      --config.dataset.path=/tmp/replay
+
+A rerun with the same workdir resumes from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict
+
+from absl import app
+from absl import logging
+import ml_collections
+import numpy as np
+from ml_collections import config_flags
+
+from benchmarks.envs import env_spec, make_env_factory
+from worldmodels.agents import make_agent
+from worldmodels.data import format_statistics_table, load_dataset, write_dataset
+from worldmodels.data.types import Steps
+from worldmodels.training.agent import AgentSpec
+from worldmodels.training.loop import LoopConfig, TrainResult, train
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Launcher config: experiments/configs/<agent>.py:<preset>.",
+    lock_config=True)
+
+
+def env_factory_from_config(config: ml_collections.ConfigDict):
+  e = config.env
+  return make_env_factory(e.task, obs_type=e.obs_type, action_repeat=e.action_repeat,
+                          image_size=e.image_size, frame_stack=e.frame_stack,
+                          episode_length=e.episode_length)
+
+
+def spec_from_dataset(steps: Steps) -> AgentSpec:
+  """Shapes and per-key standardisation statistics of an offline dataset's observations."""
+  shapes, means, stds = {}, {}, {}
+  for name, values in steps.observation.items():
+    shapes[name] = tuple(values.shape[1:])
+    if np.issubdtype(values.dtype, np.floating):
+      means[name] = values.mean(axis=0)
+      stds[name] = values.std(axis=0)
+  return AgentSpec(shapes, int(steps.action.shape[1]), means, stds)
+
+
+def default_workdir(config: ml_collections.ConfigDict) -> str:
+  return config.workdir or os.path.join(
+      "runs", f"{config.agent_name}-{config.env.task}-seed{config.seed}")
+
+
+def run(config: ml_collections.ConfigDict) -> Dict[str, Any]:
+  """Builds the agent of ``config``, trains it, writes ``summary.json`` in the workdir.
+
+  Returns:
+    The summary: final evaluation, evaluations, workdir, and the replay dataset path if saved.
+  """
+  workdir = default_workdir(config)
+  env_factory = env_factory_from_config(config)
+  dataset = None
+  if config.dataset.path:
+    dataset, metadata = load_dataset(config.dataset.path,
+                                     observation_keys=tuple(config.dataset.observation_keys))
+    if metadata.get("task") not in (None, config.env.task):
+      print(f"note: dataset task {metadata['task']!r} differs from --config.env.task "
+            f"{config.env.task!r}; evaluating on {config.env.task!r}.")
+    spec = spec_from_dataset(dataset)
+  else:
+    probe = env_factory(config.seed)
+    es = env_spec(probe)
+    probe.close()
+    spec = AgentSpec(es.obs_shapes, es.action_dim)
+  agent = make_agent(config.agent_name, config.agent, spec)
+  loop = LoopConfig(seed=config.seed, **config.loop.to_dict())
+  result: TrainResult = train(agent, workdir=workdir, loop=loop, env_factory=env_factory,
+                              dataset=dataset)
+  summary: Dict[str, Any] = {
+      "agent": config.agent_name, "task": config.env.task, "seed": config.seed,
+      "workdir": os.path.abspath(workdir), "evaluations": result.evaluations,
+      "final_return_mean": result.evaluations[-1]["return_mean"] if result.evaluations else None,
+      "final_return_std": result.evaluations[-1]["return_std"] if result.evaluations else None,
+  }
+  if config.save_replay and result.replay is None:
+    raise ValueError(f"--config.save_replay={config.save_replay}: the run collected no complete "
+                     "episode; raise --config.agent.num_steps above the episode length.")
+  if config.save_replay:
+    metadata = write_dataset(
+        config.save_replay, result.replay, task=config.env.task,
+        behaviour_policy={"agent": config.agent_name, "kind": "online replay",
+                          "env_steps": int(config.agent.num_steps)},
+        action_repeat=config.env.action_repeat, seed=config.seed)
+    summary["replay_path"] = os.path.abspath(config.save_replay)
+    print(format_statistics_table(metadata["statistics"], config.save_replay))
+  with open(os.path.join(workdir, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=2)
+  print(f"final evaluation: {summary['final_return_mean']} ± {summary['final_return_std']} "
+        f"({config.agent_name}, {config.env.task}); workdir {summary['workdir']}")
+  return summary
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if _CONFIG.value is None:
+    raise app.UsageError("--config is required, e.g. --config=experiments/configs/sac.py:tiny")
+  logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+  run(_CONFIG.value)
+
+
+if __name__ == "__main__":
+  os.environ.setdefault("MUJOCO_GL", "egl")
+  app.run(main)

@@ -1,0 +1,26 @@
+"""Agents, one package each (``config``, ``networks``, ``losses``, ``learner``), and the
+name-to-constructor registry used by launchers."""
+
+from __future__ import annotations
+
+from typing import Callable, Dict
+
+import ml_collections
+
+from worldmodels.agents.bc.learner import BCLearner
+from worldmodels.agents.sac.learner import SACLearner
+from worldmodels.agents.td3bc.learner import TD3BCLearner
+from worldmodels.training.agent import AgentSpec
+
+REGISTRY: Dict[str, Callable[[ml_collections.ConfigDict, AgentSpec], object]] = {
+    "sac": SACLearner,
+    "bc": BCLearner,
+    "td3bc": TD3BCLearner,
+}
+
+
+def make_agent(name: str, config: ml_collections.ConfigDict, spec: AgentSpec):
+  """Builds the agent registered under ``name`` from its agent config and data spec."""
+  if name not in REGISTRY:
+    raise ValueError(f"unknown agent {name!r}; registered agents: {sorted(REGISTRY)}")
+  return REGISTRY[name](config, spec)

@@ -1,0 +1,224 @@
+"""Jittable samplers over device-resident episodic step arrays.
+
+All samplers work on a :class:`~worldmodels.data.types.Steps` whose arrays live on a device, plus
+an :class:`EpisodeIndex` computed once on the host. They are pure functions of
+``(steps, index, key)`` and can be called inside ``jit`` and ``lax.scan``.
+
+Pixel frames are stored once (uint8, ``[N, H, W, C]``); frame stacks are rebuilt at sampling
+time by gathering the previous ``k - 1`` frames of the same episode (the first frame of an
+episode is repeated at its start), so no frame is duplicated in memory.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Sequence
+
+import chex
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from worldmodels.data.types import Steps
+
+
+@flax.struct.dataclass
+class EpisodeIndex:
+  """Episode-boundary tables for a flat step array of N steps.
+
+  Attributes:
+    episode_start: ``[N]`` int32, index of the first step of each step's episode.
+    episode_last: ``[N]`` int32, index of the last step of each step's episode.
+    transition_ids: ``[M]`` int32, the steps that start a transition (not ``is_last``).
+  """
+
+  episode_start: jax.Array
+  episode_last: jax.Array
+  transition_ids: jax.Array
+
+  @property
+  def num_transitions(self) -> int:
+    return int(self.transition_ids.shape[0])
+
+
+def build_index(steps: Steps) -> EpisodeIndex:
+  """Builds the boundary tables on the host (numpy) from ``is_first`` / ``is_last``.
+
+  Raises:
+    ValueError: if the flags do not describe back-to-back episodes.
+  """
+  is_first = np.asarray(steps.is_first, bool)
+  is_last = np.asarray(steps.is_last, bool)
+  n = is_first.shape[0]
+  if n == 0:
+    raise ValueError("build_index: the dataset has no steps.")
+  starts = np.flatnonzero(is_first)
+  lasts = np.flatnonzero(is_last)
+  if (len(starts) != len(lasts) or starts[0] != 0 or lasts[-1] != n - 1
+      or np.any(starts[1:] != lasts[:-1] + 1) or np.any(lasts < starts)):
+    raise ValueError(
+        "build_index: is_first / is_last do not delimit back-to-back episodes "
+        f"({len(starts)} first flags, {len(lasts)} last flags over {n} steps).")
+  lengths = lasts - starts + 1
+  episode_start = np.repeat(starts, lengths).astype(np.int32)
+  episode_last = np.repeat(lasts, lengths).astype(np.int32)
+  transition_ids = np.flatnonzero(~is_last).astype(np.int32)
+  if transition_ids.size == 0:
+    raise ValueError("build_index: the dataset has no transitions (only 1-step episodes).")
+  return EpisodeIndex(jnp.asarray(episode_start), jnp.asarray(episode_last),
+                      jnp.asarray(transition_ids))
+
+
+@flax.struct.dataclass
+class Transition:
+  """A batch of transitions ``(s, a, r, s', discount)``.
+
+  Attributes:
+    observation: dict name -> ``[B, ...]``.
+    action: ``[B, A]``.
+    reward: ``[B]`` (the n-step discounted sum for n-step batches).
+    discount: ``[B]``, 0 where the episode terminated within the n steps, else ``gamma**n``
+      for n-step batches (1 for one-step batches: the learner applies its own gamma).
+    next_observation: dict name -> ``[B, ...]``.
+  """
+
+  observation: Dict[str, jax.Array]
+  action: jax.Array
+  reward: jax.Array
+  discount: jax.Array
+  next_observation: Dict[str, jax.Array]
+
+
+def stack_frames(frames: jax.Array, ids: jax.Array, episode_start: jax.Array,
+                 num_frames: int) -> jax.Array:
+  """Rebuilds frame stacks at sampling time.
+
+  Args:
+    frames: ``[N, H, W, C]`` uint8, one frame per step.
+    ids: ``[...]`` int32 step indices.
+    episode_start: ``[N]`` int32 first step of each step's episode.
+    num_frames: k, frames per stack.
+
+  Returns:
+    ``[..., H, W, k * C]``: frames ``ids - k + 1 .. ids`` (oldest first) on the channel axis,
+    clamped to the episode start.
+  """
+  offsets = jnp.arange(num_frames - 1, -1, -1, dtype=jnp.int32)  # k-1 .. 0
+  frame_ids = jnp.maximum(ids[..., None] - offsets, episode_start[ids][..., None])
+  stacked = frames[frame_ids]  # [..., k, H, W, C]
+  stacked = jnp.moveaxis(stacked, -4, -2)  # [..., H, W, k, C]
+  return stacked.reshape(stacked.shape[:-2] + (-1,))
+
+
+def gather_observation(steps: Steps, index: EpisodeIndex, ids: jax.Array,
+                       frame_stack: Dict[str, int] | None = None) -> Dict[str, jax.Array]:
+  """Observation dict at step ids, with frame stacks rebuilt for the keys in ``frame_stack``."""
+  frame_stack = frame_stack or {}
+  out = {}
+  for name, values in steps.observation.items():
+    k = frame_stack.get(name, 1)
+    out[name] = values[ids] if k == 1 else stack_frames(values, ids, index.episode_start, k)
+  return out
+
+
+def sample_transitions(steps: Steps, index: EpisodeIndex, key: jax.Array, batch_size: int,
+                       frame_stack: Dict[str, int] | None = None) -> Transition:
+  """Samples one-step transitions uniformly (never across an episode boundary).
+
+  Returns:
+    A :class:`Transition` with leading batch dimension ``batch_size``; ``discount`` is the
+    dataset's per-step discount (0 at a terminal, 1 otherwise).
+  """
+  pick = jax.random.randint(key, (batch_size,), 0, index.transition_ids.shape[0])
+  ids = index.transition_ids[pick]
+  batch = Transition(
+      observation=gather_observation(steps, index, ids, frame_stack),
+      action=steps.action[ids],
+      reward=steps.reward[ids],
+      discount=steps.discount[ids],
+      next_observation=gather_observation(steps, index, ids + 1, frame_stack))
+  chex.assert_shape(batch.reward, (batch_size,))
+  return batch
+
+
+def sample_nstep(steps: Steps, index: EpisodeIndex, key: jax.Array, batch_size: int, n: int,
+                 gamma: float, frame_stack: Dict[str, int] | None = None) -> Transition:
+  """Samples n-step transitions: ``R = sum_{i<n'} gamma^i r_{t+i}``, bootstrapping from
+  ``s_{t+n'}`` with discount ``gamma^{n'} * prod(discount)``, where ``n' <= n`` stops at the
+  episode's last step (truncation) and a terminal zeroes the bootstrap.
+
+  Returns:
+    A :class:`Transition`; ``discount`` already contains ``gamma**n'``.
+  """
+  pick = jax.random.randint(key, (batch_size,), 0, index.transition_ids.shape[0])
+  ids = index.transition_ids[pick]
+  last = index.episode_last[ids]
+  reward = jnp.zeros((batch_size,), jnp.float32)
+  discount = jnp.ones((batch_size,), jnp.float32)
+  cursor = ids
+  for _ in range(n):  # n is small and static: unrolled
+    active = cursor < last
+    step_reward = steps.reward[cursor]
+    reward = reward + jnp.where(active, discount * step_reward, 0.0)
+    discount = jnp.where(active, discount * gamma * steps.discount[cursor], discount)
+    cursor = jnp.where(active, cursor + 1, cursor)
+  return Transition(
+      observation=gather_observation(steps, index, ids, frame_stack),
+      action=steps.action[ids],
+      reward=reward,
+      discount=discount,
+      next_observation=gather_observation(steps, index, cursor, frame_stack))
+
+
+@flax.struct.dataclass
+class SequenceBatch:
+  """A batch of fixed-length sequences ``[B, L, ...]`` inside single episodes."""
+
+  observation: Dict[str, jax.Array]
+  action: jax.Array
+  reward: jax.Array
+  discount: jax.Array
+  is_first: jax.Array
+  is_last: jax.Array
+  is_terminal: jax.Array
+
+
+def sequence_starts(index: EpisodeIndex, length: int) -> jax.Array:
+  """Step ids from which a window of ``length`` steps stays inside one episode (host)."""
+  ids = np.arange(index.episode_start.shape[0])
+  valid = ids + length - 1 <= np.asarray(index.episode_last)
+  starts = np.flatnonzero(valid).astype(np.int32)
+  if starts.size == 0:
+    raise ValueError(f"sequence_starts: no episode has {length} steps; use a shorter length.")
+  return jnp.asarray(starts)
+
+
+def sample_sequences(steps: Steps, index: EpisodeIndex, starts: jax.Array, key: jax.Array,
+                     batch_size: int, length: int,
+                     frame_stack: Dict[str, int] | None = None) -> SequenceBatch:
+  """Samples ``batch_size`` windows of ``length`` consecutive steps within episodes.
+
+  Args:
+    starts: the valid start ids from :func:`sequence_starts` for this ``length``.
+
+  Returns:
+    A :class:`SequenceBatch` with arrays ``[batch_size, length, ...]`` (RLDS step convention).
+  """
+  pick = jax.random.randint(key, (batch_size,), 0, starts.shape[0])
+  ids = starts[pick][:, None] + jnp.arange(length, dtype=jnp.int32)[None]  # [B, L]
+  return SequenceBatch(
+      observation=gather_observation(steps, index, ids, frame_stack),
+      action=steps.action[ids],
+      reward=steps.reward[ids],
+      discount=steps.discount[ids],
+      is_first=steps.is_first[ids],
+      is_last=steps.is_last[ids],
+      is_terminal=steps.is_terminal[ids])
+
+
+def select_observation(steps: Steps, keys: Sequence[str]) -> Steps:
+  """Keeps only the named observation entries (e.g. to drop pixels before a state agent)."""
+  missing = [k for k in keys if k not in steps.observation]
+  if missing:
+    raise KeyError(f"observation keys {missing} not in dataset (has {sorted(steps.observation)})")
+  return steps.replace(observation={k: steps.observation[k] for k in keys})

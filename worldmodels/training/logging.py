@@ -1,0 +1,83 @@
+"""Metric logging (JSONL and CSV per stream) and a console progress line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+import time
+from typing import Dict, Mapping, TextIO
+
+
+def _to_float(value) -> float:
+  return float(value)
+
+
+class MetricsLogger:
+  """Appends rows to ``<workdir>/<stream>.jsonl`` and ``<workdir>/<stream>.csv``.
+
+  Each row carries ``step`` and ``phase``. CSV columns are fixed by a stream's first row (later
+  new keys go to the JSONL only); a resumed run appends to the same files.
+  """
+
+  def __init__(self, workdir: str):
+    self.workdir = workdir
+    os.makedirs(workdir, exist_ok=True)
+    self._csv_columns: Dict[str, list] = {}
+
+  def write(self, stream: str, step: int, phase: str, metrics: Mapping[str, float]) -> dict:
+    row = {"step": int(step), "phase": phase, **{k: _to_float(v) for k, v in metrics.items()}}
+    with open(os.path.join(self.workdir, f"{stream}.jsonl"), "a") as f:
+      f.write(json.dumps(row) + "\n")
+    csv_path = os.path.join(self.workdir, f"{stream}.csv")
+    columns = self._csv_columns.get(stream)
+    if columns is None:
+      if os.path.exists(csv_path) and os.path.getsize(csv_path) > 0:
+        with open(csv_path) as f:
+          columns = next(csv.reader(f))
+      else:
+        columns = list(row)
+        with open(csv_path, "w", newline="") as f:
+          csv.writer(f).writerow(columns)
+      self._csv_columns[stream] = columns
+    with open(csv_path, "a", newline="") as f:
+      csv.writer(f).writerow([row.get(c, "") for c in columns])
+    return row
+
+
+def read_jsonl(path: str) -> list:
+  """Rows of a JSONL metrics file."""
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def _fmt_time(seconds: float) -> str:
+  if not math.isfinite(seconds):
+    return "?"
+  seconds = int(seconds)
+  return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class Progress:
+  """One console line per chunk: step, rate, ETA, last evaluation and chosen metrics."""
+
+  def __init__(self, phase: str, total: int, start: int = 0, unit: str = "steps",
+               stream: TextIO = sys.stdout):
+    self.phase, self.total, self.unit, self.stream = phase, total, unit, stream
+    self._t0, self._s0 = time.time(), start
+    self.last_eval: str = "-"
+
+  def rate(self, step: int) -> float:
+    elapsed = time.time() - self._t0
+    return (step - self._s0) / elapsed if elapsed > 0 else float("nan")
+
+  def update(self, step: int, metrics: Mapping[str, float] | None = None) -> None:
+    rate = self.rate(step)
+    eta = (self.total - step) / rate if rate and rate > 0 else float("nan")
+    shown = " ".join(f"{k}={float(v):.3g}" for k, v in (metrics or {}).items())
+    pct = 100.0 * step / max(self.total, 1)
+    print(f"[{self.phase}] {step}/{self.total} ({pct:3.0f}%) {rate:7.1f} {self.unit}/s "
+          f"ETA {_fmt_time(eta)} | eval {self.last_eval} | {shown}", file=self.stream,
+          flush=True)

@@ -1,0 +1,330 @@
+"""The common training loop: runs an agent's phases, offline or online.
+
+Per host call the loop runs ``steps_per_chunk`` updates inside one ``jit`` (``lax.scan``); between
+chunks it evaluates in the real environment, logs (JSONL + CSV), prints progress and saves
+orbax checkpoints. A killed run restarts from its last checkpoint and reaches the same final
+parameters as an uninterrupted one (offline phases; an online phase also resumes its replay and
+counters, but starts a fresh environment episode). A non-finite loss stops the run with
+:class:`NonFiniteLossError`, keeping the last good checkpoint.
+
+Environments come in through ``env_factory(seed) -> dm_env.Environment``; the loop never
+imports ``benchmarks``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import dm_env
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from worldmodels.data import samplers
+from worldmodels.data.types import Steps
+from worldmodels.training import replay as replay_lib
+from worldmodels.training.agent import Phase
+from worldmodels.training.checkpoint import Checkpointer
+from worldmodels.training.evaluation import evaluate, make_policy
+from worldmodels.training.logging import MetricsLogger, Progress
+
+EnvFactory = Callable[[int], dm_env.Environment]
+
+
+class NonFiniteLossError(FloatingPointError):
+  """A loss became NaN or inf; the message names the metric, phase, steps and checkpoint."""
+
+
+@dataclasses.dataclass
+class LoopConfig:
+  """Settings of the loop itself (the agent's sizes live in the agent config).
+
+  Attributes:
+    steps_per_chunk: updates (offline) or environment steps (online) per host call.
+    eval_every: steps between evaluations (0: only at the end of each phase).
+    eval_episodes: episodes per evaluation.
+    checkpoint_every: steps between checkpoints (0: only at the end of each phase).
+    replay_capacity: online phases: steps the replay holds.
+    seed: the run's seed (agent init, sampling, environments).
+    max_to_keep: checkpoints kept on disk.
+    log_every_seconds: at most one progress line per this many seconds.
+  """
+
+  steps_per_chunk: int = 1000
+  eval_every: int = 10_000
+  eval_episodes: int = 5
+  checkpoint_every: int = 10_000
+  replay_capacity: int = 1_000_000
+  seed: int = 0
+  max_to_keep: int = 2
+  log_every_seconds: float = 5.0
+
+
+@dataclasses.dataclass
+class TrainResult:
+  """What :func:`train` returns.
+
+  Attributes:
+    state: the agent's final state.
+    evaluations: one dict per evaluation (phase, step, return_mean, return_std, ...).
+    replay: the online replay as episodic steps (host arrays), or None without online phases.
+  """
+
+  state: Any
+  evaluations: List[Dict[str, float]]
+  replay: Optional[Steps]
+
+
+def _mean_metrics(metrics: Dict[str, jax.Array]) -> Dict[str, jax.Array]:
+  return {k: jnp.mean(v) for k, v in metrics.items()}
+
+
+def _check_finite(metrics: Dict[str, float], phase: str, first: int, last: int,
+                  checkpointer: Checkpointer) -> None:
+  bad = sorted(k for k, v in metrics.items() if not math.isfinite(float(v)))
+  if bad:
+    ckpt = checkpointer.latest_step()
+    where = (f"the last good checkpoint (step {ckpt}) is kept in {checkpointer.directory}"
+             if ckpt is not None else "no checkpoint was saved yet")
+    raise NonFiniteLossError(
+        f"non-finite value in {', '.join(bad)} during phase '{phase}', steps {first}..{last}; "
+        f"training stopped and nothing was saved for these steps; {where}.")
+
+
+def _make_offline_chunk(phase: Phase):
+  """``(agent_state, key, data, index, length) -> (agent_state, key, mean metrics)``."""
+
+  def chunk(agent_state, key, data: Steps, index: samplers.EpisodeIndex, length: int):
+    def body(carry, _):
+      state, key = carry
+      key, sample_key = jax.random.split(key)
+      batch = samplers.sample_transitions(data, index, sample_key, phase.batch_size)
+      state, metrics = phase.update(state, batch)
+      return (state, key), metrics
+
+    (agent_state, key), metrics = jax.lax.scan(body, (agent_state, key), None, length=length)
+    return agent_state, key, _mean_metrics(metrics)
+
+  return jax.jit(chunk, static_argnums=4, donate_argnums=0)
+
+
+def _make_online_chunk(phase: Phase):
+  """``(agent_state, key, replay, block, count, num_updates, length)`` -> adds the block's
+  ``count`` steps to the replay, then runs ``num_updates`` (<= length) updates."""
+
+  def chunk(agent_state, key, replay, block: Steps, count, num_updates, length: int):
+    replay = replay_lib.add_steps(replay, block, count)
+
+    def body(carry, i):
+      state, key = carry
+      key, sample_key = jax.random.split(key)
+      batch = replay_lib.sample_replay(replay, sample_key, phase.batch_size)
+      new_state, metrics = phase.update(state, batch)
+      active = i < num_updates
+      state = jax.tree_util.tree_map(lambda n, o: jnp.where(active, n, o), new_state, state)
+      metrics = {k: jnp.where(active, v, 0.0) for k, v in metrics.items()}
+      return (state, key), metrics
+
+    (agent_state, key), metrics = jax.lax.scan(body, (agent_state, key),
+                                               jnp.arange(length, dtype=jnp.int32))
+    denom = jnp.maximum(num_updates, 1).astype(jnp.float32)
+    return agent_state, key, replay, {k: jnp.sum(v) / denom for k, v in metrics.items()}
+
+  return jax.jit(chunk, static_argnums=6, donate_argnums=(0, 2))
+
+
+class _EpisodeCollector:
+  """Steps a training environment on the host and emits RLDS step rows."""
+
+  def __init__(self, env: dm_env.Environment, action_dim: int, obs_dtypes: Dict[str, Any]):
+    self.env, self.action_dim, self.obs_dtypes = env, action_dim, obs_dtypes
+    self.timestep = env.reset()
+    self.first = True
+    self.episode_return = 0.0
+    self.completed_returns: List[float] = []
+
+  def step(self, action: np.ndarray) -> List[dict]:
+    """Applies ``action``; returns the 1 or 2 step rows it completes."""
+    obs = self.timestep.observation
+    next_ts = self.env.step(action)
+    reward = float(next_ts.reward or 0.0)
+    discount = float(next_ts.discount if next_ts.discount is not None else 1.0)
+    rows = [dict(observation=obs, action=action, reward=reward, discount=discount,
+                 is_first=self.first, is_last=False, is_terminal=False)]
+    self.first = False
+    self.episode_return += reward
+    if next_ts.last():
+      rows.append(dict(observation=next_ts.observation,
+                       action=np.zeros(self.action_dim, np.float32), reward=0.0, discount=0.0,
+                       is_first=False, is_last=True, is_terminal=discount == 0.0))
+      self.completed_returns.append(self.episode_return)
+      self.episode_return, self.first = 0.0, True
+      next_ts = self.env.reset()
+    self.timestep = next_ts
+    return rows
+
+
+def _rows_to_block(rows: List[dict], size: int, obs_shapes, obs_dtypes, action_dim) -> Steps:
+  """Packs step rows into a fixed-size block (padding rows are ignored by ``count``)."""
+  def column(name, shape, dtype, get):
+    out = np.zeros((size,) + tuple(shape), dtype)
+    for i, row in enumerate(rows):
+      out[i] = get(row)
+    return out
+
+  return Steps(
+      observation={k: column(k, obs_shapes[k], obs_dtypes[k], lambda r, k=k: r["observation"][k])
+                   for k in obs_shapes},
+      action=column("action", (action_dim,), np.float32, lambda r: r["action"]),
+      reward=column("reward", (), np.float32, lambda r: r["reward"]),
+      discount=column("discount", (), np.float32, lambda r: r["discount"]),
+      is_first=column("is_first", (), bool, lambda r: r["is_first"]),
+      is_last=column("is_last", (), bool, lambda r: r["is_last"]),
+      is_terminal=column("is_terminal", (), bool, lambda r: r["is_terminal"]))
+
+
+def train(agent, *, workdir: str, loop: LoopConfig, env_factory: Optional[EnvFactory] = None,
+          dataset: Optional[Steps] = None, phases: Optional[Sequence[Phase]] = None,
+          observation_dtypes: Optional[Dict[str, Any]] = None) -> TrainResult:
+  """Runs every phase of ``agent`` (or ``phases``) to completion, resuming if possible.
+
+  Args:
+    agent: built from ``(config, spec)``; see :mod:`worldmodels.training.agent`.
+    workdir: logs, checkpoints and results go here; an existing checkpoint is resumed.
+    loop: the loop's settings.
+    env_factory: ``seed -> dm_env.Environment`` for evaluation and online phases (None: no
+      evaluation; online phases then fail).
+    dataset: episodic steps for offline phases (host or device arrays).
+    phases: overrides ``agent.phases()``.
+    observation_dtypes: dtypes of the online observations (default float32 for all).
+
+  Returns:
+    A :class:`TrainResult`.
+
+  Raises:
+    NonFiniteLossError: a loss became NaN or inf.
+    ValueError: an offline phase without a dataset, an online phase without an environment.
+  """
+  phases = list(phases if phases is not None else agent.phases())
+  spec = agent.spec
+  obs_dtypes = {k: np.dtype((observation_dtypes or {}).get(k, np.float32))
+                for k in spec.observation_shapes}
+  for phase in phases:
+    if phase.kind == "offline" and dataset is None:
+      raise ValueError(f"phase '{phase.name}' trains offline but no dataset was given "
+                       "(set --config.dataset.path).")
+    if phase.kind == "online" and env_factory is None:
+      raise ValueError(f"phase '{phase.name}' collects online but no env_factory was given.")
+
+  logger = MetricsLogger(workdir)
+  checkpointer = Checkpointer(workdir, loop.max_to_keep)
+  has_online = any(p.kind == "online" for p in phases)
+  init_key, loop_key = jax.random.split(jax.random.PRNGKey(loop.seed))
+  carry = {
+      "agent": agent.init(init_key),
+      "key": loop_key,
+      "phase": np.asarray(0, np.int32),
+      "phase_step": np.asarray(0, np.int32),
+      "replay": (replay_lib.init_replay(loop.replay_capacity, spec.observation_shapes,
+                                        obs_dtypes, spec.action_dim) if has_online else {}),
+  }
+  start = checkpointer.latest_step()
+  if start is not None:
+    carry = checkpointer.restore(start, carry)
+    print(f"Resuming from checkpoint {start} in {checkpointer.directory} "
+          f"(phase {int(carry['phase'])}, step {int(carry['phase_step'])}).", flush=True)
+  # Fresh device buffers for every leaf: agents may alias leaves (target = online params at
+  # init), and the chunk functions donate their inputs.
+  carry = jax.tree_util.tree_map(lambda x: jnp.array(x, copy=True), carry)
+
+  data = index = None
+  if dataset is not None:
+    index = samplers.build_index(dataset)
+    data = jax.device_put(dataset)
+
+  policy = make_policy(agent, eval_mode=True)
+  explore = make_policy(agent, eval_mode=False)
+  evaluations: List[Dict[str, float]] = []
+  global_offset = sum(p.num_steps for p in phases[:int(carry["phase"])])
+
+  def run_eval(phase: Phase, step: int, progress: Progress) -> None:
+    if env_factory is None or loop.eval_episodes <= 0:
+      return
+    result = evaluate(agent, carry["agent"], env_factory, loop.eval_episodes,
+                      seed=10_000 + loop.seed * 1000, policy=policy)
+    row = logger.write("eval", global_offset + step, phase.name, result)
+    evaluations.append(row)
+    progress.last_eval = f"{result['return_mean']:.1f}±{result['return_std']:.1f}"
+
+  def save(phase_index: int, step: int) -> None:
+    """Checkpoints after ``step`` updates of phase ``phase_index`` (a finished phase is saved
+    as the start of the next one, so a resume never repeats it)."""
+    done = step == phases[phase_index].num_steps
+    carry["phase"] = np.asarray(phase_index + 1 if done else phase_index, np.int32)
+    carry["phase_step"] = np.asarray(0 if done else step, np.int32)
+    checkpointer.save(global_offset + step, carry)
+
+  for phase_index in range(int(carry["phase"]), len(phases)):
+    phase = phases[phase_index]
+    step = int(carry["phase_step"]) if phase_index == int(carry["phase"]) else 0
+    progress = Progress(phase.name, phase.num_steps, start=step,
+                        unit="updates" if phase.kind == "offline" else "env steps")
+    if phase.kind == "offline":
+      chunk_fn = _make_offline_chunk(phase)
+    else:
+      chunk_fn = _make_online_chunk(phase)
+      env = env_factory(loop.seed)
+      collector = _EpisodeCollector(env, spec.action_dim, obs_dtypes)
+      rng = np.random.default_rng([loop.seed, phase_index, step])
+    last_print = 0.0
+    while step < phase.num_steps:
+      length = min(loop.steps_per_chunk, phase.num_steps - step)
+      if phase.kind == "offline":
+        carry["agent"], carry["key"], metrics = chunk_fn(carry["agent"], carry["key"], data,
+                                                         index, length)
+      else:
+        rows = []
+        act_key = jax.random.fold_in(carry["key"], step)
+        for i in range(length):
+          if step + i < phase.random_steps:
+            action = rng.uniform(-1.0, 1.0, spec.action_dim).astype(np.float32)
+          else:
+            action = np.asarray(explore(carry["agent"], collector.timestep.observation,
+                                        act_key, i))
+          rows.extend(collector.step(action))
+        block = _rows_to_block(rows, 2 * length, spec.observation_shapes, obs_dtypes,
+                               spec.action_dim)
+        num_updates = int(np.clip(step + length - max(phase.learning_starts, step), 0, length))
+        carry["agent"], carry["key"], carry["replay"], metrics = chunk_fn(
+            carry["agent"], carry["key"], carry["replay"], block, np.int32(len(rows)),
+            np.int32(num_updates), length)
+        if collector.completed_returns:
+          metrics = dict(metrics, episode_return=float(np.mean(collector.completed_returns)))
+          collector.completed_returns.clear()
+      metrics = {k: float(v) for k, v in metrics.items()}
+      _check_finite(metrics, phase.name, step, step + length, checkpointer)
+      previous, step = step, step + length
+      logger.write("train", global_offset + step, phase.name, metrics)
+      crossed = lambda every: every > 0 and step // every > previous // every
+      if crossed(loop.eval_every) or step == phase.num_steps:
+        run_eval(phase, step, progress)
+      if crossed(loop.checkpoint_every) or step == phase.num_steps:
+        save(phase_index, step)
+      if time.time() - last_print >= loop.log_every_seconds or step == phase.num_steps:
+        progress.update(step, {k: v for k, v in metrics.items() if "loss" in k or k in (
+            "episode_return", "alpha")})
+        last_print = time.time()
+    global_offset += phase.num_steps
+    carry["phase_step"] = np.asarray(0, np.int32)
+
+  checkpointer.close()
+  replay_steps = None
+  if has_online:
+    try:
+      replay_steps = replay_lib.replay_to_steps(carry["replay"])
+    except ValueError as error:
+      print(f"note: no replay dataset: {error}", flush=True)
+  return TrainResult(carry["agent"], evaluations, replay_steps)
