@@ -15,19 +15,19 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any, Dict
 
 from absl import app
 from absl import logging
 import ml_collections
-import numpy as np
 from ml_collections import config_flags
 
 from benchmarks.envs import env_spec, make_env_factory
 from worldmodels.agents import make_agent
-from worldmodels.data import format_statistics_table, load_dataset, write_dataset
-from worldmodels.data.types import Steps
+from worldmodels.data import DatasetError, format_statistics_table, load_dataset, write_dataset
 from worldmodels.training.agent import AgentSpec
+from worldmodels.training.logging import read_jsonl
 from worldmodels.training.loop import LoopConfig, TrainResult, train
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -40,17 +40,6 @@ def env_factory_from_config(config: ml_collections.ConfigDict):
   return make_env_factory(e.task, obs_type=e.obs_type, action_repeat=e.action_repeat,
                           image_size=e.image_size, frame_stack=e.frame_stack,
                           episode_length=e.episode_length)
-
-
-def spec_from_dataset(steps: Steps) -> AgentSpec:
-  """Shapes and per-key standardisation statistics of an offline dataset's observations."""
-  shapes, means, stds = {}, {}, {}
-  for name, values in steps.observation.items():
-    shapes[name] = tuple(values.shape[1:])
-    if np.issubdtype(values.dtype, np.floating):
-      means[name] = values.mean(axis=0)
-      stds[name] = values.std(axis=0)
-  return AgentSpec(shapes, int(steps.action.shape[1]), means, stds)
 
 
 def default_workdir(config: ml_collections.ConfigDict) -> str:
@@ -73,7 +62,7 @@ def run(config: ml_collections.ConfigDict) -> Dict[str, Any]:
     if metadata.get("task") not in (None, config.env.task):
       print(f"note: dataset task {metadata['task']!r} differs from --config.env.task "
             f"{config.env.task!r}; evaluating on {config.env.task!r}.")
-    spec = spec_from_dataset(dataset)
+    spec = AgentSpec.from_steps(dataset)
   else:
     probe = env_factory(config.seed)
     es = env_spec(probe)
@@ -83,11 +72,13 @@ def run(config: ml_collections.ConfigDict) -> Dict[str, Any]:
   loop = LoopConfig(seed=config.seed, **config.loop.to_dict())
   result: TrainResult = train(agent, workdir=workdir, loop=loop, env_factory=env_factory,
                               dataset=dataset)
+  eval_path = os.path.join(workdir, "eval.jsonl")
+  evaluations = read_jsonl(eval_path) if os.path.exists(eval_path) else []  # across resumes
   summary: Dict[str, Any] = {
       "agent": config.agent_name, "task": config.env.task, "seed": config.seed,
-      "workdir": os.path.abspath(workdir), "evaluations": result.evaluations,
-      "final_return_mean": result.evaluations[-1]["return_mean"] if result.evaluations else None,
-      "final_return_std": result.evaluations[-1]["return_std"] if result.evaluations else None,
+      "workdir": os.path.abspath(workdir), "evaluations": evaluations,
+      "final_return_mean": evaluations[-1]["return_mean"] if evaluations else None,
+      "final_return_std": evaluations[-1]["return_std"] if evaluations else None,
   }
   if config.save_replay and result.replay is None:
     raise ValueError(f"--config.save_replay={config.save_replay}: the run collected no complete "
@@ -113,7 +104,10 @@ def main(argv):
   if _CONFIG.value is None:
     raise app.UsageError("--config is required, e.g. --config=experiments/configs/sac.py:tiny")
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
-  run(_CONFIG.value)
+  try:
+    run(_CONFIG.value)
+  except DatasetError as error:  # bad input: one clear paragraph, no traceback
+    sys.exit(f"error: {error}")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,19 @@ class AgentSpec:
   observation_mean: Dict[str, np.ndarray] | None = None
   observation_std: Dict[str, np.ndarray] | None = None
 
+  @classmethod
+  def from_steps(cls, steps) -> "AgentSpec":
+    """Shapes and per-key standardisation statistics of an offline dataset's observations
+    (float entries only; statistics over all steps)."""
+    shapes, means, stds = {}, {}, {}
+    for name, values in steps.observation.items():
+      values = np.asarray(values)
+      shapes[name] = tuple(values.shape[1:])
+      if np.issubdtype(values.dtype, np.floating):
+        means[name] = values.mean(axis=0)
+        stds[name] = values.std(axis=0)
+    return cls(shapes, int(steps.action.shape[1]), means, stds)
+
 
 @dataclasses.dataclass(frozen=True)
 class Phase:

@@ -1,0 +1,51 @@
+"""Shared test fixtures: synthetic episodic steps whose values encode their position."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import numpy as np  # noqa: E402
+
+from worldmodels.data.types import Steps  # noqa: E402
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def synthetic_steps(lengths, obs_dim: int = 4, action_dim: int = 2, frame=None,
+                    terminal_last: bool = False, seed: int = 0) -> Steps:
+  """Episodes of ``lengths[i]`` transitions (``lengths[i] + 1`` steps).
+
+  ``state[:, 0]`` is the episode number, ``state[:, 1]`` the step within the episode and
+  ``state[:, 2]`` the global step id; rewards are ``global id / 100``; pixels (when ``frame``
+  is an ``(H, W, C)`` tuple) are filled with ``global id % 256``.
+  """
+  rng = np.random.default_rng(seed)
+  rows = []
+  gid = 0
+  for episode, length in enumerate(lengths):
+    for t in range(length + 1):
+      rows.append((episode, t, gid, t == 0, t == length))
+      gid += 1
+  n = len(rows)
+  state = rng.normal(size=(n, obs_dim)).astype(np.float32)
+  state[:, 0] = [r[0] for r in rows]
+  state[:, 1] = [r[1] for r in rows]
+  state[:, 2] = [r[2] for r in rows]
+  is_first = np.array([r[3] for r in rows])
+  is_last = np.array([r[4] for r in rows])
+  reward = (np.arange(n) / 100).astype(np.float32)
+  reward[is_last] = 0.0
+  discount = np.ones(n, np.float32)
+  discount[is_last] = 0.0
+  is_terminal = is_last & terminal_last
+  if terminal_last:  # the transition into a terminal step has discount 0
+    discount[np.flatnonzero(is_last) - 1] = 0.0
+  observation = {"state": state}
+  if frame is not None:
+    observation["pixels"] = np.broadcast_to(
+        (np.arange(n) % 256).astype(np.uint8)[:, None, None, None], (n, *frame)).copy()
+  action = rng.uniform(-1, 1, size=(n, action_dim)).astype(np.float32)
+  action[is_last] = 0.0
+  return Steps(observation, action, reward, discount, is_first, is_last, is_terminal)

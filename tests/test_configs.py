@@ -1,0 +1,52 @@
+"""Every shipped launcher config builds, and its agent builds from it."""
+
+from __future__ import annotations
+
+import glob
+import importlib
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+from worldmodels.agents import make_agent
+from worldmodels.training.agent import AgentSpec
+from worldmodels.training.loop import LoopConfig
+
+CONFIG_FILES = sorted(
+    os.path.splitext(os.path.basename(p))[0]
+    for p in glob.glob(os.path.join(REPO_ROOT, "experiments", "configs", "*.py"))
+    if not os.path.basename(p).startswith(("_", "common")))
+PRESETS = ("default", "demo", "tiny")
+
+
+def test_every_agent_has_a_config():
+  from worldmodels.agents import REGISTRY  # pylint: disable=g-import-not-at-top
+  assert set(REGISTRY) <= set(CONFIG_FILES)
+
+
+@pytest.mark.parametrize("name", CONFIG_FILES)
+@pytest.mark.parametrize("preset", PRESETS)
+def test_config_builds(name, preset):
+  module = importlib.import_module(f"experiments.configs.{name}")
+  config = module.get_config(preset)
+  assert config.agent_name == name
+  LoopConfig(seed=config.seed, **config.loop.to_dict())
+  agent = make_agent(config.agent_name, config.agent, AgentSpec({"state": (5,)}, 3))
+  assert agent.phases()
+
+
+@pytest.mark.parametrize("name", CONFIG_FILES)
+def test_unknown_preset_names_the_choices(name):
+  module = importlib.import_module(f"experiments.configs.{name}")
+  with pytest.raises(ValueError, match="unknown .* preset 'huge'"):
+    module.get_config("huge")
+
+
+def test_helpfull_lists_the_flags():
+  out = subprocess.run([sys.executable, "-m", "experiments.train", "--helpfull"],
+                       capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+  assert out.returncode == 0, out.stderr
+  assert "--config" in out.stdout

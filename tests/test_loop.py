@@ -1,0 +1,90 @@
+"""The common training loop: resume equals uninterrupted, NaN guard, online phases, logs."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from benchmarks.envs import make_env_factory
+from tests.conftest import synthetic_steps
+from worldmodels.agents import make_agent
+from worldmodels.agents.sac import config as sac_config
+from worldmodels.agents.td3bc import config as td3bc_config
+from worldmodels.training.agent import AgentSpec, Phase
+from worldmodels.training.checkpoint import Checkpointer
+from worldmodels.training.loop import LoopConfig, NonFiniteLossError, train
+
+SPEC = AgentSpec({"state": (4,)}, 2, {"state": np.zeros(4)}, {"state": np.ones(4)})
+LOOP = LoopConfig(steps_per_chunk=25, eval_every=0, eval_episodes=0, checkpoint_every=50,
+                  log_every_seconds=60.0)
+
+
+def _agent(num_steps=150):
+  config = td3bc_config.tiny_config()
+  config.num_steps = num_steps
+  return make_agent("td3bc", config, SPEC)
+
+
+def _assert_same(a, b):
+  jax.tree_util.tree_map(np.testing.assert_array_equal, a, b)
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+  steps = synthetic_steps((30, 40, 25))
+  reference = train(_agent(), workdir=str(tmp_path / "a"), loop=LOOP, dataset=steps).state
+
+  # Interrupted run: its update raises after 75 steps (a checkpoint exists at 50).
+  agent = _agent()
+
+  def failing_update(state, batch):
+    state, metrics = agent.update(state, batch)
+    bad = state.step > 75
+    return state, {k: jax.numpy.where(bad, np.nan, v) for k, v in metrics.items()}
+
+  phase = agent.phases()[0]
+  interrupted = Phase(phase.name, phase.kind, phase.num_steps, failing_update, phase.batch_size)
+  with pytest.raises(NonFiniteLossError, match=r"critic_loss.*phase 'td3bc', steps 75..100.*"
+                     r"last good checkpoint \(step 50\)"):
+    train(agent, workdir=str(tmp_path / "b"), loop=LOOP, dataset=steps, phases=[interrupted])
+  assert Checkpointer(str(tmp_path / "b")).latest_step() == 50  # nothing saved after the NaN
+
+  resumed = train(_agent(), workdir=str(tmp_path / "b"), loop=LOOP, dataset=steps).state
+  _assert_same(resumed, reference)
+  rows = [json.loads(l) for l in open(tmp_path / "b" / "train.jsonl")]
+  assert [r["step"] for r in rows][-4:] == [75, 100, 125, 150]
+
+
+def test_nan_in_data_stops_the_run(tmp_path):
+  steps = synthetic_steps((20, 20))
+  steps = steps.replace(reward=np.where(np.arange(steps.num_steps) == 3, np.nan, steps.reward))
+  with pytest.raises(NonFiniteLossError, match="no checkpoint was saved yet"):
+    train(_agent(), workdir=str(tmp_path), loop=LOOP, dataset=steps)
+
+
+def test_offline_phase_needs_a_dataset(tmp_path):
+  with pytest.raises(ValueError, match="no dataset was given"):
+    train(_agent(), workdir=str(tmp_path), loop=LOOP)
+
+
+def test_online_sac_collects_evaluates_and_exports(tmp_path):
+  factory = make_env_factory("walker-walk", episode_length=20)
+  config = sac_config.tiny_config()
+  config.num_steps, config.random_steps, config.learning_starts = 100, 30, 30
+  agent = make_agent("sac", config, AgentSpec({"state": (24,)}, 6))
+  loop = LoopConfig(steps_per_chunk=25, eval_every=50, eval_episodes=1, checkpoint_every=50,
+                    replay_capacity=1000, log_every_seconds=60.0)
+  result = train(agent, workdir=str(tmp_path), loop=loop, env_factory=factory)
+  assert int(result.state.step) == 100 - 30  # one update per env step after learning_starts
+  assert [e["step"] for e in result.evaluations] == [50, 100]
+  replay = result.replay
+  assert replay.num_episodes == 5 and replay.num_transitions == 100
+  assert np.asarray(replay.is_first)[::21].all() and np.asarray(replay.is_last)[20::21].all()
+  for name in ("train.jsonl", "train.csv", "eval.jsonl", "eval.csv"):
+    assert os.path.getsize(tmp_path / name) > 0
+  # A finished run resumes to the same state without training again.
+  again = train(agent, workdir=str(tmp_path), loop=loop, env_factory=factory)
+  _assert_same(again.state, result.state)
