@@ -48,5 +48,7 @@ def test_unknown_preset_names_the_choices(name):
 def test_helpfull_lists_the_flags():
   out = subprocess.run([sys.executable, "-m", "experiments.train", "--helpfull"],
                        capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
-  assert out.returncode == 0, out.stderr
-  assert "--config" in out.stdout
+  # absl's --helpfull exits with status 1 after printing every flag.
+  assert out.returncode in (0, 1), out.stderr
+  assert "--config" in out.stdout and "experiments.train" in out.stdout
+  assert "Traceback" not in out.stderr
