@@ -15,10 +15,12 @@ from worldmodels.agents import make_agent
 from worldmodels.training.agent import AgentSpec
 from worldmodels.training.loop import LoopConfig
 
-CONFIG_FILES = sorted(
+ALL_CONFIG_FILES = sorted(
     os.path.splitext(os.path.basename(p))[0]
     for p in glob.glob(os.path.join(REPO_ROOT, "experiments", "configs", "*.py"))
     if not os.path.basename(p).startswith(("_", "common")))
+MODEL_CONFIG_FILES = ("ensemble",)
+CONFIG_FILES = [n for n in ALL_CONFIG_FILES if n not in MODEL_CONFIG_FILES]
 PRESETS = ("default", "demo", "tiny")
 
 
@@ -38,7 +40,19 @@ def test_config_builds(name, preset):
   assert agent.phases()
 
 
-@pytest.mark.parametrize("name", CONFIG_FILES)
+@pytest.mark.parametrize("preset", ("default", "tiny"))
+def test_ensemble_config_builds(preset):
+  from worldmodels.models import ensemble  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  config = importlib.import_module("experiments.configs.ensemble").get_config(preset)
+  ensemble.Ensemble(5, 2, config.model).init(jax.random.PRNGKey(0))
+
+
+def test_every_config_file_is_tested():
+  assert set(ALL_CONFIG_FILES) == set(CONFIG_FILES) | set(MODEL_CONFIG_FILES)
+
+
+@pytest.mark.parametrize("name", ALL_CONFIG_FILES)
 def test_unknown_preset_names_the_choices(name):
   module = importlib.import_module(f"experiments.configs.{name}")
   with pytest.raises(ValueError, match="unknown .* preset 'huge'"):

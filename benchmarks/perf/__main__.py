@@ -9,7 +9,8 @@ import argparse
 import importlib
 import sys
 
-BENCHMARKS = {"sac": "benchmarks.perf.sac"}
+BENCHMARKS = {"sac": "benchmarks.perf.sac", "ensemble": "benchmarks.perf.ensemble",
+              "rollout": "benchmarks.perf.rollout"}
 
 
 def main(argv=None) -> int:

@@ -222,3 +222,17 @@ def select_observation(steps: Steps, keys: Sequence[str]) -> Steps:
   if missing:
     raise KeyError(f"observation keys {missing} not in dataset (has {sorted(steps.observation)})")
   return steps.replace(observation={k: steps.observation[k] for k in keys})
+
+
+def all_transitions(steps: Steps, observation_key: str = "state"):
+  """Every transition of a dataset as host arrays, in order.
+
+  Returns:
+    ``(state [M, D], action [M, A], reward [M], next_state [M, D], discount [M])`` for the M
+    steps that are not ``is_last``.
+  """
+  is_last = np.asarray(steps.is_last, bool)
+  ids = np.flatnonzero(~is_last)
+  obs = np.asarray(steps.observation[observation_key])
+  return (obs[ids], np.asarray(steps.action)[ids], np.asarray(steps.reward)[ids],
+          obs[ids + 1], np.asarray(steps.discount)[ids])

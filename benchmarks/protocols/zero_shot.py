@@ -1,0 +1,370 @@
+"""The zero-shot protocol of AugWM: evaluate a fixed policy on a grid of shifted dynamics.
+
+A policy trained on data from the default dynamics is run, without any further training, on
+every setting (e.g. the 7 x 7 HalfCheetah mass x damping grid of
+``benchmarks.shifts.perturbations.grid``); ``GridResult`` keeps every episode's return and
+renders the paper's tables and figure-5 heatmaps, and ``GridResult.compare`` gives per-cell
+differences with Welch t-tests (AugWM table 1 marks p < 0.05 gains over MOPO).
+
+Policies follow one interface, ``Policy``: ``reset(seed)`` at the start of each episode, then
+``act(observation)`` once per step. Keeping state between the two lets a policy adapt within an
+episode (AugWM's learned context fits its linear model on the test episode so far).
+``agent_policy`` adapts our agents to it.
+
+Seeds. ``returns`` is indexed ``[seed][cell][episode]``: one ``evaluate_grid`` call gives one
+seed (one trained agent); ``merge_seeds`` stacks the results of agents trained with different
+seeds. Statistics use "samples": with several seeds, each seed's mean return over its episodes
+(the paper's mean ± std over 5 seeds); with one seed, the individual episode returns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Any, Callable, Protocol, Sequence
+
+import dm_env
+import jax
+import numpy as np
+from scipy import stats
+
+from benchmarks.shifts.perturbations import Compose, DampingScale, MassScale, Perturbation
+from worldmodels.training.evaluation import make_policy
+
+EnvFactory = Callable[[int], dm_env.Environment]
+_SIGNIFICANCE = 0.05
+
+
+class Policy(Protocol):
+  """What ``evaluate_grid`` runs."""
+
+  def reset(self, seed: int) -> None:
+    """Starts an episode; ``seed`` makes any sampling of the episode reproducible."""
+
+  def act(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+    """The action ``[A]`` for the current (unbatched) observation dict."""
+
+
+class AgentPolicy:
+  """One of our agents as a ``Policy``: ``agent.act(state, batched_obs, key, eval_mode)``
+  through ``worldmodels.training.evaluation.make_policy`` (jitted), with the key
+  ``fold_in(PRNGKey(seed), step_in_episode)``."""
+
+  def __init__(self, agent: Any, state: Any, eval_mode: bool = True):
+    self._policy = make_policy(agent, eval_mode)
+    self._state = state
+    self._key = jax.random.PRNGKey(0)
+    self._step_in_episode = 0
+
+  def reset(self, seed: int) -> None:
+    self._key = jax.random.PRNGKey(seed)
+    self._step_in_episode = 0
+
+  def act(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+    action = self._policy(self._state, observation, self._key, self._step_in_episode)
+    self._step_in_episode += 1
+    return np.asarray(action)
+
+
+def agent_policy(agent: Any, state: Any, eval_mode: bool = True) -> AgentPolicy:
+  """Adapts an agent (``agent.act(state, batched_obs, key, eval_mode)``) and its trained
+  ``state`` to the ``Policy`` interface (deterministic actions when ``eval_mode``)."""
+  return AgentPolicy(agent, state, eval_mode)
+
+
+def grid_coordinates(perturbation: Perturbation) -> tuple[float, float] | None:
+  """``(mass factor, damping factor)`` of a pure mass / damping perturbation, else None.
+
+  A ``MassScale``, a ``DampingScale``, or a ``Compose`` of at most one of each; a missing
+  factor is 1.
+  """
+  parts = perturbation.perturbations if isinstance(perturbation, Compose) else (perturbation,)
+  factors = {MassScale: [], DampingScale: []}
+  for part in parts:
+    if type(part) not in factors:
+      return None
+    factors[type(part)].append(part.factor)
+  if any(len(values) > 1 for values in factors.values()):
+    return None
+  return (factors[MassScale][0] if factors[MassScale] else 1.0,
+          factors[DampingScale][0] if factors[DampingScale] else 1.0)
+
+
+def _mean_std(samples: np.ndarray) -> tuple[float, float]:
+  return float(np.mean(samples)), float(np.std(samples))
+
+
+def _format_mean_std(samples: np.ndarray) -> str:
+  mean, std = _mean_std(samples)
+  return f"{mean:.1f} ± {std:.1f}"
+
+
+def _annotation(value: float) -> str:
+  """A heatmap cell's text: whole numbers for returns of 100 or more, else 3 digits."""
+  return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def _welch_p_value(a: np.ndarray, b: np.ndarray) -> float:
+  """Two-sided Welch t-test p-value; nan when a side has < 2 samples or neither varies."""
+  if len(a) < 2 or len(b) < 2:
+    return math.nan
+  return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+@dataclasses.dataclass(frozen=True)
+class GridResult:
+  """Returns of a policy on a list of settings, for one or more training seeds.
+
+  Attributes:
+    settings: the settings' names (``Perturbation.name``), one per cell.
+    coordinates: per cell, ``(mass factor, damping factor)`` or None for settings that are
+      not on a mass x damping grid.
+    returns: float ``[seeds, cells, episodes]`` episode returns.
+    seeds: the seed label of each row of ``returns``.
+  """
+
+  settings: tuple[str, ...]
+  coordinates: tuple[tuple[float, float] | None, ...]
+  returns: np.ndarray
+  seeds: tuple[int, ...]
+
+  def __post_init__(self):
+    returns = np.asarray(self.returns, np.float64)
+    if returns.ndim != 3 or returns.shape[:2] != (len(self.seeds), len(self.settings)):
+      raise ValueError(f"returns must be [seeds={len(self.seeds)}, cells={len(self.settings)}, "
+                       f"episodes], got shape {returns.shape}.")
+    if len(self.coordinates) != len(self.settings):
+      raise ValueError("One coordinate (or None) per setting is needed.")
+    object.__setattr__(self, "returns", returns)
+
+  @property
+  def is_grid(self) -> bool:
+    """Whether the cells are distinct points of a mass x damping grid (table and heatmap)."""
+    return (all(coordinate is not None for coordinate in self.coordinates)
+            and len(set(self.coordinates)) == len(self.coordinates))
+
+  def cell_samples(self, cell: int) -> np.ndarray:
+    """Per-seed mean returns of ``cell`` when several seeds, else its episode returns."""
+    if len(self.seeds) > 1:
+      return self.returns[:, cell].mean(axis=1)
+    return self.returns[0, cell]
+
+  def overall_samples(self) -> np.ndarray:
+    """Per-seed means over all cells and episodes when several seeds; with one seed, per
+    episode index the mean over cells."""
+    if len(self.seeds) > 1:
+      return self.returns.mean(axis=(1, 2))
+    return self.returns[0].mean(axis=0)
+
+  def cell_mean_std(self, cell: int) -> tuple[float, float]:
+    """Mean and std of ``cell_samples(cell)``."""
+    return _mean_std(self.cell_samples(cell))
+
+  def overall_mean_std(self) -> tuple[float, float]:
+    """Mean and std of ``overall_samples()`` (the paper's table 1 entry)."""
+    return _mean_std(self.overall_samples())
+
+  def returns_table(self) -> str:
+    """Markdown "mean ± std" per cell: rows damping, columns mass for a grid, else one row per
+    setting; then the overall mean ± std."""
+    overall = f"Overall: {_format_mean_std(self.overall_samples())}"
+    return "\n".join(self.markdown_table(lambda cell: _format_mean_std(self.cell_samples(cell)))
+                     + ["", overall])
+
+  def heatmap(self, path: str, title: str) -> None:
+    """Saves a PNG heatmap of the cell means, laid out as AugWM figure 5.
+
+    Mass on x and damping on y (both increasing away from the origin), each cell annotated
+    with its mean return, the default dynamics cell (1, 1) outlined.
+
+    Raises:
+      ValueError: the settings are not a mass x damping grid.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from matplotlib import patches
+
+    masses, dampings, means = self._grid_means()
+    figure, axes = plt.subplots(figsize=(1.0 + 0.9 * len(masses), 0.8 + 0.8 * len(dampings)),
+                                dpi=150)
+    image = axes.imshow(means, origin="lower", cmap="viridis", aspect="auto")
+    finite = means[np.isfinite(means)]
+    middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    for row, column in np.ndindex(means.shape):
+      if np.isfinite(means[row, column]):
+        axes.text(column, row, _annotation(means[row, column]), ha="center", va="center",
+                  fontsize=8, color="black" if means[row, column] > middle else "white")
+    if 1.0 in masses and 1.0 in dampings:
+      axes.add_patch(patches.Rectangle(
+          (masses.index(1.0) - 0.5, dampings.index(1.0) - 0.5), 1, 1, fill=False,
+          edgecolor="red", linewidth=2.5))
+    axes.set_xticks(range(len(masses)), [f"{mass:g}" for mass in masses])
+    axes.set_yticks(range(len(dampings)), [f"{damping:g}" for damping in dampings])
+    axes.set_xlabel("mass")
+    axes.set_ylabel("damping")
+    axes.set_title(title)
+    figure.colorbar(image, ax=axes, label="return")
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    plt.close(figure)
+
+  def compare(self, other: GridResult) -> Comparison:
+    """Per-cell ``self - other`` mean differences and Welch t-tests on the samples.
+
+    The t-test (``scipy.stats.ttest_ind(equal_var=False)``, two-sided) runs on per-seed means
+    when both results have several seeds, otherwise on episode returns (``cell_samples``).
+
+    Raises:
+      ValueError: the results cover different settings.
+    """
+    if self.settings != other.settings:
+      raise ValueError("compare needs results on the same settings, in the same order.")
+    differences, p_values = [], []
+    for cell in range(len(self.settings)):
+      mine, theirs = self.cell_samples(cell), other.cell_samples(cell)
+      differences.append(float(np.mean(mine) - np.mean(theirs)))
+      p_values.append(_welch_p_value(mine, theirs))
+    mine, theirs = self.overall_samples(), other.overall_samples()
+    return Comparison(self, np.asarray(differences), np.asarray(p_values),
+                      float(np.mean(mine) - np.mean(theirs)), _welch_p_value(mine, theirs))
+
+  def save(self, path: str) -> None:
+    """Writes the result as JSON (``load`` reads it back)."""
+    with open(path, "w") as file:
+      json.dump({"settings": list(self.settings),
+                 "coordinates": [None if c is None else list(c) for c in self.coordinates],
+                 "returns": self.returns.tolist(), "seeds": list(self.seeds)}, file, indent=1)
+
+  @classmethod
+  def load(cls, path: str) -> GridResult:
+    """Reads a result written by ``save``."""
+    with open(path) as file:
+      content = json.load(file)
+    return cls(tuple(content["settings"]),
+               tuple(None if c is None else (float(c[0]), float(c[1]))
+                     for c in content["coordinates"]),
+               np.asarray(content["returns"], np.float64), tuple(content["seeds"]))
+
+  def _grid_means(self) -> tuple[list[float], list[float], np.ndarray]:
+    """Sorted mass and damping factors and the ``[damping, mass]`` cell means (nan where a
+    grid point has no cell)."""
+    if not self.is_grid:
+      raise ValueError("The settings are not a mass x damping grid.")
+    masses = sorted({mass for mass, _ in self.coordinates})
+    dampings = sorted({damping for _, damping in self.coordinates})
+    means = np.full((len(dampings), len(masses)), np.nan)
+    for cell, (mass, damping) in enumerate(self.coordinates):
+      means[dampings.index(damping), masses.index(mass)] = self.cell_samples(cell).mean()
+    return masses, dampings, means
+
+  def markdown_table(self, cell_text: Callable[[int], str]) -> list[str]:
+    """Markdown table lines with ``cell_text(cell)`` in each cell: rows damping and columns
+    mass when ``is_grid``, else one row per setting."""
+    if not self.is_grid:
+      lines = ["| setting | value |", "| --- | --- |"]
+      return lines + [f"| {name} | {cell_text(cell)} |"
+                      for cell, name in enumerate(self.settings)]
+    masses = sorted({mass for mass, _ in self.coordinates})
+    dampings = sorted({damping for _, damping in self.coordinates})
+    cells = {coordinate: cell for cell, coordinate in enumerate(self.coordinates)}
+    lines = ["| damping \\ mass | " + " | ".join(f"{mass:g}" for mass in masses) + " |",
+             "| --- |" + " --- |" * len(masses)]
+    for damping in dampings:
+      texts = [cell_text(cells[(mass, damping)]) if (mass, damping) in cells else ""
+               for mass in masses]
+      lines.append(f"| {damping:g} | " + " | ".join(texts) + " |")
+    return lines
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+  """``GridResult.compare``: per-cell differences of mean returns and Welch p-values.
+
+  Attributes:
+    result: the first result (its layout is reused by ``table``).
+    differences: ``[cells]`` mean return of the first minus the second.
+    p_values: ``[cells]`` two-sided Welch t-test p-values (nan when undefined: fewer than 2
+      samples on a side, or no variance at all).
+    overall_difference: difference of the overall means.
+    overall_p_value: Welch p-value on the overall samples.
+  """
+
+  result: GridResult
+  differences: np.ndarray
+  p_values: np.ndarray
+  overall_difference: float
+  overall_p_value: float
+
+  def table(self) -> str:
+    """Markdown "difference (p)" per cell, ★ marking p < 0.05, in the results' layout."""
+
+    def text(cell: int) -> str:
+      return _difference_text(self.differences[cell], self.p_values[cell])
+
+    overall = f"Overall: {_difference_text(self.overall_difference, self.overall_p_value)}"
+    return "\n".join(self.result.markdown_table(text) + ["", overall])
+
+
+def _difference_text(difference: float, p_value: float) -> str:
+  star = " ★" if p_value < _SIGNIFICANCE else ""
+  return f"{difference:+.1f} (p={p_value:.3f}){star}"
+
+
+def run_episode(policy: Policy, env: dm_env.Environment, seed: int) -> float:
+  """Return of one episode of ``policy`` in ``env`` (``policy.reset(seed)`` first)."""
+  policy.reset(seed)
+  time_step = env.reset()
+  total = 0.0
+  while not time_step.last():
+    time_step = env.step(policy.act(time_step.observation))
+    total += float(time_step.reward or 0.0)
+  return total
+
+
+def evaluate_grid(policy: Policy, env_factory_for: Callable[[Perturbation], EnvFactory],
+                  settings: Sequence[Perturbation], episodes: int, seed: int) -> GridResult:
+  """Runs ``policy`` for ``episodes`` episodes on every setting.
+
+  Episode ``e`` of every cell uses env seed ``seed + e`` and ``policy.reset(seed + e)``, so
+  cells differ only by their dynamics (common random numbers).
+
+  Args:
+    policy: the policy under test.
+    env_factory_for: ``setting -> (env seed -> env)``, e.g. ``lambda setting:
+      make_shifted_env_factory(make_env_factory("walker-walk"), setting)``.
+    settings: the perturbations, e.g. ``grid(WALKER_GRID_FACTORS, WALKER_GRID_FACTORS)``.
+    episodes: episodes per cell.
+    seed: first env seed; also the result's seed label.
+
+  Returns:
+    A one-seed ``GridResult``.
+  """
+  if episodes < 1:
+    raise ValueError(f"episodes must be >= 1, got {episodes}.")
+  returns = np.zeros((1, len(settings), episodes))
+  for cell, setting in enumerate(settings):
+    factory = env_factory_for(setting)
+    for episode in range(episodes):
+      env = factory(seed + episode)
+      returns[0, cell, episode] = run_episode(policy, env, seed + episode)
+      env.close()
+  return GridResult(tuple(setting.name for setting in settings),
+                    tuple(grid_coordinates(setting) for setting in settings), returns, (seed,))
+
+
+def merge_seeds(results: Sequence[GridResult]) -> GridResult:
+  """Stacks results of different seeds (same settings and episode counts) into one.
+
+  Raises:
+    ValueError: the results' settings or episode counts differ.
+  """
+  first = results[0]
+  if any(result.settings != first.settings for result in results):
+    raise ValueError("merge_seeds needs results on the same settings, in the same order.")
+  if len({result.returns.shape[2] for result in results}) != 1:
+    raise ValueError("merge_seeds needs the same number of episodes per cell.")
+  return GridResult(first.settings, first.coordinates,
+                    np.concatenate([result.returns for result in results]),
+                    tuple(seed for result in results for seed in result.seeds))

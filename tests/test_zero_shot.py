@@ -1,0 +1,148 @@
+"""Tests for benchmarks.protocols.zero_shot: grid evaluation, tables, heatmaps, comparisons."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import math  # noqa: E402
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from benchmarks.envs import make_env_factory  # noqa: E402
+from benchmarks.protocols import (GridResult, agent_policy, evaluate_grid,  # noqa: E402
+                                  grid_coordinates, merge_seeds)
+from benchmarks.shifts import (CrippledActuators, MassScale, grid,  # noqa: E402
+                               make_shifted_env_factory)
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class ConstantPolicy:
+  """Always the same action; counts its resets and steps."""
+
+  def __init__(self, action: np.ndarray):
+    self.action = action
+    self.resets: list[int] = []
+    self.steps = 0
+
+  def reset(self, seed: int) -> None:
+    self.resets.append(seed)
+
+  def act(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+    assert observation["state"].dtype == np.float32
+    self.steps += 1
+    return self.action
+
+
+def _walker_factory_for(setting):
+  return make_shifted_env_factory(make_env_factory("walker-walk", episode_length=20), setting)
+
+
+@pytest.fixture(scope="module")
+def settings():
+  return grid((0.5, 1.0), (1.0, 1.5))
+
+
+@pytest.fixture(scope="module")
+def zero_results(settings):
+  """Zero-action returns for seeds 0 and 1 (one episode per cell each)."""
+  return [evaluate_grid(ConstantPolicy(np.zeros(6, np.float32)), _walker_factory_for, settings,
+                        episodes=1, seed=seed) for seed in (0, 1)]
+
+
+def test_evaluate_grid_runs_every_cell(settings):
+  policy = ConstantPolicy(np.zeros(6, np.float32))
+  result = evaluate_grid(policy, _walker_factory_for, settings, episodes=2, seed=5)
+  assert result.returns.shape == (1, 4, 2) and result.seeds == (5,)
+  assert policy.resets == [5, 6] * 4 and policy.steps == 4 * 2 * 20
+  assert result.settings == tuple(setting.name for setting in settings)
+  assert result.coordinates == ((0.5, 1.0), (1.0, 1.0), (0.5, 1.5), (1.0, 1.5))
+  assert np.isfinite(result.returns).all() and (result.returns > 0).all()
+
+
+def test_returns_table_and_heatmap(zero_results, tmp_path):
+  result = zero_results[0]
+  table = result.returns_table()
+  lines = table.splitlines()
+  assert lines[0] == "| damping \\ mass | 0.5 | 1 |"
+  assert lines[2].startswith("| 1 | ") and lines[3].startswith("| 1.5 | ")
+  assert lines[2].count("±") == 2 and lines[-1].startswith("Overall: ")
+  path = tmp_path / "heatmap.png"
+  result.heatmap(str(path), "walker-walk, zero actions")
+  content = path.read_bytes()
+  assert content.startswith(_PNG_SIGNATURE) and len(content) > 5000
+
+
+def test_several_seeds_use_per_seed_means(zero_results):
+  merged = merge_seeds(zero_results)
+  assert merged.returns.shape == (2, 4, 1) and merged.seeds == (0, 1)
+  np.testing.assert_allclose(merged.cell_samples(0), merged.returns[:, 0, 0])
+  mean, std = merged.overall_mean_std()
+  np.testing.assert_allclose(mean, merged.returns.mean())
+  np.testing.assert_allclose(std, merged.returns.mean(axis=(1, 2)).std())
+
+
+def test_compare_gives_differences_and_welch_p_values(zero_results, settings):
+  zeros = merge_seeds(zero_results)
+  pushed = merge_seeds([
+      evaluate_grid(ConstantPolicy(np.full(6, 0.5, np.float32)), _walker_factory_for,
+                    settings, episodes=1, seed=seed) for seed in (0, 1)])
+  comparison = pushed.compare(zeros)
+  np.testing.assert_allclose(comparison.differences,
+                             pushed.returns.mean(axis=(0, 2)) - zeros.returns.mean(axis=(0, 2)))
+  assert all(0.0 <= p <= 1.0 for p in comparison.p_values)
+  assert 0.0 <= comparison.overall_p_value <= 1.0
+  table = comparison.table()
+  assert table.splitlines()[0] == "| damping \\ mass | 0.5 | 1 |" and "(p=" in table
+  with pytest.raises(ValueError):
+    pushed.compare(GridResult(("other",), (None,), np.zeros((1, 1, 1)), (0,)))
+
+
+def test_single_seed_p_value_is_over_episodes_and_undefined_for_one_episode(zero_results):
+  single = zero_results[0]
+  assert math.isnan(single.compare(zero_results[1]).p_values[0])
+  many = GridResult(("a",), (None,), np.array([[[1.0, 2.0, 3.0]]]), (0,))
+  other = GridResult(("a",), (None,), np.array([[[7.0, 8.0, 9.5]]]), (0,))
+  p_value = many.compare(other).p_values[0]
+  assert 0.0 < p_value < 0.05
+
+
+def test_save_and_load_round_trip(zero_results, tmp_path):
+  merged = merge_seeds(zero_results)
+  path = tmp_path / "result.json"
+  merged.save(str(path))
+  loaded = GridResult.load(str(path))
+  assert loaded.settings == merged.settings and loaded.coordinates == merged.coordinates
+  assert loaded.seeds == merged.seeds
+  np.testing.assert_array_equal(loaded.returns, merged.returns)
+
+
+def test_non_grid_settings_get_a_list_table(tmp_path):
+  result = evaluate_grid(ConstantPolicy(np.zeros(6, np.float32)), _walker_factory_for,
+                         [CrippledActuators((0,)), MassScale(1.25)], episodes=1, seed=0)
+  assert result.coordinates == (None, (1.25, 1.0)) and not result.is_grid
+  assert "| crippled:0 | " in result.returns_table()
+  with pytest.raises(ValueError):
+    result.heatmap(str(tmp_path / "no.png"), "not a grid")
+  assert grid_coordinates(MassScale(0.5)) == (0.5, 1.0)
+
+
+def test_agent_policy_adapts_agent_act():
+
+  class Agent:
+    """Acts with ``state * observation`` and records its eval flag."""
+
+    def act(self, state, observation, key, eval_mode):
+      del key
+      assert eval_mode
+      return state * observation["state"][:, :2]
+
+  policy = agent_policy(Agent(), jnp.float32(2.0))
+  policy.reset(0)
+  action = policy.act({"state": np.array([1.0, -1.0, 5.0], np.float32)})
+  np.testing.assert_allclose(action, [2.0, -2.0])
+  assert isinstance(action, np.ndarray)

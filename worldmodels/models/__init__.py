@@ -1,0 +1,1 @@
+"""Shared world-model modules (pure functional): probabilistic ensembles; RSSM and the transformer context encoder come next."""
