@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 from absl import app
 from absl import logging
@@ -26,13 +26,10 @@ from ml_collections import config_flags
 from benchmarks.envs import env_spec, make_env_factory
 from worldmodels.agents import make_agent
 from worldmodels.data import DatasetError, format_statistics_table, load_dataset, write_dataset
+from worldmodels.models.artifacts import ModelArtifactError
 from worldmodels.training.agent import AgentSpec
 from worldmodels.training.logging import read_jsonl
 from worldmodels.training.loop import LoopConfig, TrainResult, train
-
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Launcher config: experiments/configs/<agent>.py:<preset>.",
-    lock_config=True)
 
 
 def env_factory_from_config(config: ml_collections.ConfigDict):
@@ -53,6 +50,13 @@ def run(config: ml_collections.ConfigDict) -> Dict[str, Any]:
   Returns:
     The summary: final evaluation, evaluations, workdir, and the replay dataset path if saved.
   """
+  return run_with_agent(config)[0]
+
+
+def run_with_agent(config: ml_collections.ConfigDict
+                   ) -> Tuple[Dict[str, Any], Any, TrainResult]:
+  """As :func:`run`, also returning the agent and the :class:`TrainResult` (final state), for
+  experiments that evaluate the trained agent further (e.g. on shifted dynamics)."""
   workdir = default_workdir(config)
   env_factory = env_factory_from_config(config)
   dataset = None
@@ -95,7 +99,7 @@ def run(config: ml_collections.ConfigDict) -> Dict[str, Any]:
     json.dump(summary, f, indent=2)
   print(f"final evaluation: {summary['final_return_mean']} ± {summary['final_return_std']} "
         f"({config.agent_name}, {config.env.task}); workdir {summary['workdir']}")
-  return summary
+  return summary, agent, result
 
 
 def main(argv):
@@ -106,10 +110,15 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   try:
     run(_CONFIG.value)
-  except DatasetError as error:  # bad input: one clear paragraph, no traceback
+  except (DatasetError, ModelArtifactError) as error:  # bad input: one paragraph, no traceback
     sys.exit(f"error: {error}")
 
 
 if __name__ == "__main__":
+  # Flags are defined only when this module is the program, so experiments can import its
+  # functions next to other launchers.
+  _CONFIG = config_flags.DEFINE_config_file(
+      "config", None, "Launcher config: experiments/configs/<agent>.py:<preset>.",
+      lock_config=True)
   os.environ.setdefault("MUJOCO_GL", "egl")
   app.run(main)

@@ -24,9 +24,6 @@ from worldmodels.data.samplers import all_transitions
 from worldmodels.models import ensemble as ens
 from worldmodels.models.artifacts import ModelArtifactError, save_ensemble
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Model config: experiments/configs/ensemble.py:<preset>.", lock_config=True)
-
 
 def run(config) -> dict:
   """Trains, saves and reports; returns the report as a dict."""
@@ -75,4 +72,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  # Flags are defined only when this module is the program, so experiments can import its
+  # functions next to other launchers.
+  _CONFIG = config_flags.DEFINE_config_file(
+      "config", None, "Model config: experiments/configs/ensemble.py:<preset>.", lock_config=True)
   app.run(main)

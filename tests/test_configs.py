@@ -29,15 +29,35 @@ def test_every_agent_has_a_config():
   assert set(REGISTRY) <= set(CONFIG_FILES)
 
 
+@pytest.fixture(scope="module")
+def tiny_world_model(tmp_path_factory):
+  """A small ensemble artifact for agents that need one (MOPO)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from worldmodels.models import ensemble  # pylint: disable=g-import-not-at-top
+  from worldmodels.models.artifacts import save_ensemble  # pylint: disable=g-import-not-at-top
+  c = ensemble.default_config()
+  c.hidden_sizes, c.weight_decays = (8,), (0.0, 0.0)
+  model_def = ensemble.Ensemble(5, 3, c)
+  path = str(tmp_path_factory.mktemp("model") / "ensemble")
+  save_ensemble(path, model_def, model_def.init(jax.random.PRNGKey(0)))
+  return path
+
+
+def _presets(module):
+  return PRESETS + tuple(getattr(module, "TABLE3", {}))
+
+
 @pytest.mark.parametrize("name", CONFIG_FILES)
-@pytest.mark.parametrize("preset", PRESETS)
-def test_config_builds(name, preset):
+def test_config_builds(name, tiny_world_model):
   module = importlib.import_module(f"experiments.configs.{name}")
-  config = module.get_config(preset)
-  assert config.agent_name == name
-  LoopConfig(seed=config.seed, **config.loop.to_dict())
-  agent = make_agent(config.agent_name, config.agent, AgentSpec({"state": (5,)}, 3))
-  assert agent.phases()
+  for preset in _presets(module):
+    config = module.get_config(preset)
+    assert config.agent_name == name
+    LoopConfig(seed=config.seed, **config.loop.to_dict())
+    if "model_path" in config.agent:
+      config.agent.model_path = tiny_world_model
+    agent = make_agent(config.agent_name, config.agent, AgentSpec({"state": (5,)}, 3))
+    assert agent.phases()
 
 
 @pytest.mark.parametrize("preset", ("default", "tiny"))

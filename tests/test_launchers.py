@@ -34,6 +34,14 @@ def test_train_launcher_online_then_offline(tmp_path):
          f"--config.workdir={tmp_path / agent}", f"--config.dataset.path={replay}")
     summary = json.load(open(tmp_path / agent / "summary.json"))
     assert np.isfinite(summary["final_return_mean"])
+  # Model-based: ensemble artifact, then MOPO on the same replay.
+  _run("experiments.train_model", "--config=experiments/configs/ensemble.py:tiny",
+       f"--config.dataset.path={replay}", f"--config.output={tmp_path / 'model'}")
+  _run("experiments.train", "--config=experiments/configs/mopo.py:tiny",
+       f"--config.workdir={tmp_path / 'mopo'}", f"--config.dataset.path={replay}",
+       f"--config.agent.model_path={tmp_path / 'model'}")
+  summary = json.load(open(tmp_path / "mopo" / "summary.json"))
+  assert np.isfinite(summary["final_return_mean"])
 
 
 def test_train_launcher_bad_flag_value():

@@ -21,14 +21,16 @@ def run(state_dim: int = 17, action_dim: int = 6, starts: int = 50_000, horizon:
   agent_state = agent.init(jax.random.PRNGKey(1))
   start = jax.random.normal(jax.random.PRNGKey(2), (starts, state_dim))
 
-  @jax.jit
-  def run_rollout(model, agent_state, start, key):
+  def run_rollout(model, agent_state, start, key, length):
     policy = lambda s, k: agent.act(agent_state, {"state": s}, k, False)
-    return rollout(model_def, model, policy, start, horizon, key, penalty_coef=1.0)
+    return rollout(model_def, model, policy, start, length, key, penalty_coef=1.0)
 
+  run_rollout = jax.jit(run_rollout, static_argnums=4)
   key = jax.random.PRNGKey(3)
-  flops = common.compiled_flops(run_rollout, model, agent_state, start, key)
-  seconds = common.time_calls(lambda: run_rollout(model, agent_state, start, key), repeats)
+  # XLA counts a scan body once, so count one step and scale by the horizon.
+  flops = horizon * common.compiled_flops(run_rollout, model, agent_state, start, key, 1)
+  seconds = common.time_calls(lambda: run_rollout(model, agent_state, start, key, horizon),
+                              repeats)
   peak = common.matmul_peak()
   transitions = starts * horizon
   return {"transitions_per_s": transitions / seconds, "seconds": seconds,

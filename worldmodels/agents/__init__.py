@@ -8,6 +8,7 @@ from typing import Callable, Dict
 import ml_collections
 
 from worldmodels.agents.bc.learner import BCLearner
+from worldmodels.agents.mopo.learner import MOPOLearner
 from worldmodels.agents.sac.learner import SACLearner
 from worldmodels.agents.td3bc.learner import TD3BCLearner
 from worldmodels.training.agent import AgentSpec
@@ -16,6 +17,7 @@ REGISTRY: Dict[str, Callable[[ml_collections.ConfigDict, AgentSpec], object]] = 
     "sac": SACLearner,
     "bc": BCLearner,
     "td3bc": TD3BCLearner,
+    "mopo": MOPOLearner,
 }
 
 

@@ -13,7 +13,7 @@ params, rng key, step) is one pytree, and
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Dict, Literal, Protocol, Sequence, Tuple
+from typing import Any, Callable, Dict, Literal, Optional, Protocol, Sequence, Tuple
 
 import jax
 import numpy as np
@@ -68,6 +68,9 @@ class Phase:
     batch_size: transitions per batch.
     random_steps: online only: steps of uniform random actions before the policy acts.
     learning_starts: online only: environment steps before the first update.
+    sample: offline only: ``(data, index, key, batch_size) -> batch`` drawing one batch from
+      the device-resident dataset (default: uniform one-step transitions). Agents that need
+      more than a batch of transitions (e.g. MOPO's rollout start states) supply their own.
   """
 
   name: str
@@ -77,6 +80,7 @@ class Phase:
   batch_size: int = 256
   random_steps: int = 0
   learning_starts: int = 0
+  sample: Optional[Callable[..., Batch]] = None
 
 
 class Agent(Protocol):

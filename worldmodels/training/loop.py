@@ -97,11 +97,13 @@ def _check_finite(metrics: Dict[str, float], phase: str, first: int, last: int,
 def _make_offline_chunk(phase: Phase):
   """``(agent_state, key, data, index, length) -> (agent_state, key, mean metrics)``."""
 
+  sample = phase.sample or samplers.sample_transitions
+
   def chunk(agent_state, key, data: Steps, index: samplers.EpisodeIndex, length: int):
     def body(carry, _):
       state, key = carry
       key, sample_key = jax.random.split(key)
-      batch = samplers.sample_transitions(data, index, sample_key, phase.batch_size)
+      batch = sample(data, index, sample_key, phase.batch_size)
       state, metrics = phase.update(state, batch)
       return (state, key), metrics
 

@@ -1,0 +1,74 @@
+"""MOPO: rollouts into the model buffer, penalised rewards, real/model mixing, termination."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from tests.conftest import synthetic_steps
+from worldmodels.agents.mopo import config as mopo_config
+from worldmodels.agents.mopo.learner import MOPOLearner
+from worldmodels.models import ensemble as ens
+from worldmodels.models.rollouts import rollout
+from worldmodels.training.agent import AgentSpec
+from worldmodels.training.loop import LoopConfig, train
+
+S, A = 4, 2
+SPEC = AgentSpec({"state": (S,)}, A)
+
+
+def _world_model():
+  c = ens.default_config()
+  c.num_members, c.num_elites, c.hidden_sizes, c.weight_decays = 3, 2, (16,), (0.0, 0.0)
+  model_def = ens.Ensemble(S, A, c)
+  return model_def, model_def.init(jax.random.PRNGKey(0))
+
+
+def test_rollout_penalty_and_termination():
+  model_def, model = _world_model()
+  policy = lambda s, k: jnp.zeros((s.shape[0], A))
+  start = jnp.ones((10, S))
+  out = rollout(model_def, model, policy, start, 3, jax.random.PRNGKey(1), "max_aleatoric", 2.0)
+  assert out.state.shape == (3, 10, S) and out.reward.shape == (3, 10)
+  np.testing.assert_allclose(out.reward, out.raw_reward - 2.0 * out.penalty, rtol=1e-6)
+  np.testing.assert_array_equal(out.state[1:], out.next_state[:-1])  # chained steps
+  assert bool(out.valid.all())
+  # A termination function that fires at once: only the first step is valid, discount 0.
+  done = rollout(model_def, model, policy, start, 3, jax.random.PRNGKey(1),
+                 termination_fn=lambda s, a, s2: jnp.ones((s.shape[0],), bool))
+  np.testing.assert_array_equal(np.asarray(done.valid), [[True] * 10, [False] * 10,
+                                                          [False] * 10])
+  assert float(done.discount.max()) == 0.0
+  with pytest.raises(ValueError, match="unknown penalty"):
+    rollout(model_def, model, policy, start, 3, jax.random.PRNGKey(1), "nope")
+
+
+def test_mopo_trains_on_real_and_model_data(tmp_path):
+  config = mopo_config.tiny_config()
+  config.num_steps, config.rollout_every, config.rollout_batch_size = 60, 20, 16
+  config.horizon, config.model_retain_epochs = 2, 4
+  agent = MOPOLearner(config, SPEC, world_model=_world_model())
+  assert (agent.num_real, agent.num_model) == (2, 30)  # 5% of 32, at least one real row
+  loop = LoopConfig(steps_per_chunk=20, eval_every=0, eval_episodes=0, checkpoint_every=0,
+                    log_every_seconds=60.0)
+  result = train(agent, workdir=str(tmp_path), loop=loop, dataset=synthetic_steps((30, 30)))
+  state = result.state
+  assert int(state.sac.step) == 60 and int(state.step) == 60
+  # Three rollouts (steps 0, 20, 40) of 16 starts x 2 steps: 96 rows, all valid (no termination).
+  assert int(state.buffer.size) == 96 and int(state.buffer.insert_pos) == 96
+  # Rollout starts come from the dataset: the first model states are dataset states.
+  data_states = np.asarray(synthetic_steps((30, 30)).observation["state"])
+  first = np.asarray(state.buffer.state[:16])
+  assert all(np.isclose(data_states, row).all(axis=1).any() for row in first)
+  # Model rows carry the penalised reward: r_hat - lambda * u with u > 0.
+  assert np.isfinite(np.asarray(state.buffer.reward[:96])).all()
+
+
+def test_mopo_rejects_mismatched_model():
+  with pytest.raises(ValueError, match="world model predicts 4-d states"):
+    MOPOLearner(mopo_config.tiny_config(), AgentSpec({"state": (7,)}, A),
+                world_model=_world_model())
+  with pytest.raises(ValueError, match="model_path"):
+    MOPOLearner(mopo_config.tiny_config(), SPEC)

@@ -1,0 +1,189 @@
+"""MOPO learner: SAC on a mix of real and penalised model transitions, rollouts inside jit.
+
+Every ``rollout_every`` updates, ``rollout_batch_size`` start states drawn from the dataset are
+rolled out for ``horizon`` steps in the ensemble with the current policy; the transitions go to
+an on-device ring buffer holding ``model_retain_epochs`` rollout batches. Each SAC batch takes
+``real_ratio`` of its rows from the dataset and the rest from the model buffer.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence, Tuple
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from worldmodels.agents.sac.learner import SACLearner, SACState
+from worldmodels.data import samplers
+from worldmodels.data.samplers import Transition
+from worldmodels.data.types import Steps
+from worldmodels.models.artifacts import load_ensemble
+from worldmodels.models.ensemble import Ensemble, EnsembleModel
+from worldmodels.models.rollouts import rollout
+from worldmodels.models.termination import termination_for
+from worldmodels.training.agent import AgentSpec, Phase
+
+
+@flax.struct.dataclass
+class ModelBuffer:
+  """Ring of C model transitions: ``state``/``next_state`` ``[C, S]``, ``action`` ``[C, A]``,
+  ``reward``/``discount`` ``[C]``; ``insert_pos`` and ``size`` are scalars."""
+
+  state: jax.Array
+  action: jax.Array
+  reward: jax.Array
+  discount: jax.Array
+  next_state: jax.Array
+  insert_pos: jax.Array
+  size: jax.Array
+
+
+@flax.struct.dataclass
+class MOPOState:
+  sac: SACState
+  buffer: ModelBuffer
+  model: EnsembleModel  # the frozen world model (data, not trained)
+  key: jax.Array
+  step: jax.Array
+
+
+@flax.struct.dataclass
+class MOPOBatch:
+  """Real transitions plus references to the dataset's states for rollout starts.
+
+  Attributes:
+    real: ``real_ratio * batch_size`` dataset transitions.
+    states: ``[N, S]`` every dataset observation (the device array itself, not a copy).
+    start_ids: ``[M]`` ids of the steps that start a transition.
+  """
+
+  real: Transition
+  states: jax.Array
+  start_ids: jax.Array
+
+
+class MOPOLearner:
+  """MOPO (Yu et al. 2020) with our SAC learner and a probabilistic-ensemble artifact."""
+
+  def __init__(self, config: ml_collections.ConfigDict, spec: AgentSpec,
+               world_model: Optional[Tuple[Ensemble, EnsembleModel]] = None):
+    """Args:
+      config: see ``worldmodels.agents.mopo.config``.
+      spec: data spec (``observation_shapes[observation_key]`` is ``(S,)``).
+      world_model: ``(Ensemble, EnsembleModel)``; default: loaded read-only from
+        ``config.model_path``.
+    """
+    self.config, self.spec = config, spec
+    if world_model is None:
+      if not config.model_path:
+        raise ValueError("MOPO needs a world model: set --config.agent.model_path to an "
+                         "ensemble artifact (python -m experiments.train_model).")
+      ensemble, model, _ = load_ensemble(config.model_path)
+      world_model = (ensemble, model)
+    self.ensemble, self._model = world_model
+    state_dim = spec.observation_shapes[config.observation_key][0]
+    if (self.ensemble.state_dim, self.ensemble.action_dim) != (state_dim, spec.action_dim):
+      raise ValueError(
+          f"world model predicts {self.ensemble.state_dim}-d states and takes "
+          f"{self.ensemble.action_dim}-d actions, the data has {state_dim} and "
+          f"{spec.action_dim}")
+    if not 0.0 < config.real_ratio < 1.0:
+      raise ValueError(f"real_ratio must be in (0, 1), got {config.real_ratio}")
+    sac_config = config.sac.copy_and_resolve_references()
+    sac_config.observation_key = config.observation_key
+    self.sac = SACLearner(sac_config, spec)
+    self.num_real = max(1, int(round(config.real_ratio * config.batch_size)))
+    self.num_model = config.batch_size - self.num_real
+    self.capacity = config.model_retain_epochs * config.rollout_batch_size * config.horizon
+    self.termination_fn = termination_for(config.termination)
+
+  def init(self, key: jax.Array) -> MOPOState:
+    key, sac_key = jax.random.split(key)
+    s, a = self.ensemble.state_dim, self.ensemble.action_dim
+    c = self.capacity
+    buffer = ModelBuffer(jnp.zeros((c, s)), jnp.zeros((c, a)), jnp.zeros((c,)), jnp.zeros((c,)),
+                         jnp.zeros((c, s)), jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+    return MOPOState(self.sac.init(sac_key), buffer, self._model, key,
+                     jnp.zeros((), jnp.int32))
+
+  # -- model rollouts ---------------------------------------------------------------------
+
+  def _rollout_into_buffer(self, state: MOPOState, batch: MOPOBatch,
+                           key: jax.Array) -> Tuple[ModelBuffer, Dict[str, jax.Array]]:
+    c = self.config
+    start_key, rollout_key = jax.random.split(key)
+    pick = jax.random.randint(start_key, (c.rollout_batch_size,), 0, batch.start_ids.shape[0])
+    starts = batch.states[batch.start_ids[pick]]
+    policy = lambda s, k: self.sac.act(state.sac, {c.observation_key: s}, k, False)
+    out = rollout(self.ensemble, state.model, policy, starts, c.horizon, rollout_key,
+                  c.penalty, c.penalty_coef, self.termination_fn)
+    flat = jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[2:]), out)
+    # Valid rows (before any termination) go to consecutive ring slots; the rest are dropped.
+    valid = flat.valid
+    offset = jnp.cumsum(valid) - 1
+    slots = jnp.where(valid, (state.buffer.insert_pos + offset) % self.capacity, self.capacity)
+    buf = state.buffer
+
+    def put(dst, src):
+      return dst.at[slots].set(src, mode="drop")
+
+    count = valid.sum().astype(jnp.int32)
+    new = ModelBuffer(put(buf.state, flat.state), put(buf.action, flat.action),
+                      put(buf.reward, flat.reward), put(buf.discount, flat.discount),
+                      put(buf.next_state, flat.next_state),
+                      (buf.insert_pos + count) % self.capacity,
+                      jnp.minimum(buf.size + count, self.capacity))
+    metrics = {"model_reward": flat.raw_reward.mean(), "model_penalty": flat.penalty.mean(),
+               "rollout_valid_fraction": valid.mean()}
+    return new, metrics
+
+  # -- update -----------------------------------------------------------------------------
+
+  def update(self, state: MOPOState, batch: MOPOBatch) -> Tuple[MOPOState, Dict[str, jax.Array]]:
+    c = self.config
+    key, rollout_key, model_key = jax.random.split(state.key, 3)
+
+    # Rollouts every `rollout_every` updates (the first update starts with one).
+    def with_rollout(_):
+      return self._rollout_into_buffer(state, batch, rollout_key)
+
+    def without_rollout(_):
+      zero = jnp.zeros((), jnp.float32)
+      return state.buffer, {"model_reward": zero, "model_penalty": zero,
+                            "rollout_valid_fraction": zero}
+
+    buffer, rollout_metrics = jax.lax.cond(state.step % c.rollout_every == 0, with_rollout,
+                                           without_rollout, None)
+
+    # SAC on real + model rows.
+    ids = jax.random.randint(model_key, (self.num_model,), 0, jnp.maximum(buffer.size, 1))
+    obs_key = c.observation_key
+    real = batch.real
+    mixed = Transition(
+        observation={obs_key: jnp.concatenate([real.observation[obs_key], buffer.state[ids]])},
+        action=jnp.concatenate([real.action, buffer.action[ids]]),
+        reward=jnp.concatenate([real.reward, buffer.reward[ids]]),
+        discount=jnp.concatenate([real.discount, buffer.discount[ids]]),
+        next_observation={obs_key: jnp.concatenate([real.next_observation[obs_key],
+                                                    buffer.next_state[ids]])})
+    sac_state, sac_metrics = self.sac.update(state.sac, mixed)
+    metrics = {**sac_metrics, "model_buffer_size": buffer.size.astype(jnp.float32)}
+    # Rollout metrics only on rollout steps; elsewhere they are zeros (see `without_rollout`).
+    metrics.update(rollout_metrics)
+    return MOPOState(sac_state, buffer, state.model, key, state.step + 1), metrics
+
+  def act(self, state: MOPOState, observation, key, eval_mode: bool):
+    return self.sac.act(state.sac, observation, key, eval_mode)
+
+  def sample(self, data: Steps, index: samplers.EpisodeIndex, key: jax.Array,
+             batch_size: int) -> MOPOBatch:
+    """The loop's batch: real transitions and the dataset's states for rollout starts."""
+    del batch_size
+    real = samplers.sample_transitions(data, index, key, self.num_real)
+    return MOPOBatch(real, data.observation[self.config.observation_key], index.transition_ids)
+
+  def phases(self) -> Sequence[Phase]:
+    c = self.config
+    return [Phase("mopo", "offline", c.num_steps, self.update, c.batch_size, sample=self.sample)]

@@ -1,0 +1,5 @@
+"""MOPO's networks are SAC's (the policy learner) plus the frozen ensemble artifact."""
+
+from worldmodels.agents.sac.networks import SACNetworks, make_networks
+
+__all__ = ["SACNetworks", "make_networks"]
