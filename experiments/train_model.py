@@ -35,11 +35,12 @@ def run(config) -> dict:
     raise ModelArtifactError(f"{config.output}: already exists; artifacts are never overwritten.")
   steps, metadata = load_dataset(config.dataset.path,
                                  observation_keys=(config.dataset.observation_key,))
-  state, action, reward, next_state, _ = all_transitions(steps, config.dataset.observation_key)
+  state, action, reward, next_state, discount = all_transitions(
+      steps, config.dataset.observation_key)
   model_def = ens.Ensemble(state.shape[1], action.shape[1], config.model)
   start = time.time()
   model, report = ens.train_ensemble(model_def, jax.random.PRNGKey(config.seed), state, action,
-                                     reward, next_state, verbose=True)
+                                     reward, next_state, terminal=discount == 0.0, verbose=True)
   summary = {"epochs": report.epochs, "holdout_mse": report.holdout_mse,
              "holdout_nll": report.holdout_nll, "elites": report.elites,
              "elite_mse_per_dim": report.mse_per_dim, "elite_calibration": report.calibration,

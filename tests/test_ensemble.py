@@ -151,3 +151,23 @@ def test_sharded_members_match_unsharded():
   out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                        cwd=REPO_ROOT, env=env, timeout=120)
   assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
+
+
+def test_learned_termination_head():
+  """Terminal when s'[0] > 0.8: the head learns the boundary and rollouts stop there."""
+  s, a, r, s2 = _linear_system(4000, seed=3)
+  terminal = s2[:, 0] > 0.8
+  config = _config(learn_termination=True, num_members=2, num_elites=2)
+  model_def = ens.Ensemble(S, A, config)
+  model, _ = ens.train_ensemble(model_def, jax.random.PRNGKey(0), s, a, r, s2,
+                                terminal=terminal, max_epochs=30)
+  test_s, test_a, _, test_s2 = _linear_system(1000, seed=4)
+  out = model_def.step(model, test_s, test_a, jax.random.PRNGKey(1))
+  accuracy = (np.asarray(out["terminal"]) == (test_s2[:, 0] > 0.8)).mean()
+  assert accuracy > 0.9, accuracy
+  with pytest.raises(ValueError, match="learn_termination needs terminal"):
+    ens.train_ensemble(model_def, jax.random.PRNGKey(0), s, a, r, s2, max_epochs=1)
+  # Without the head nothing terminates.
+  plain = ens.Ensemble(S, A, _config())
+  assert not bool(plain.step(plain.init(jax.random.PRNGKey(0)), test_s, test_a,
+                             jax.random.PRNGKey(1))["terminal"].any())

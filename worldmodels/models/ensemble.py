@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 
 from worldmodels.rl.networks import get_activation
 
@@ -44,30 +45,37 @@ def default_config() -> ml_collections.ConfigDict:
   c.improvement_threshold = 0.01
   c.max_epochs = 1000
   c.bootstrap = False  # False: each member sees its own shuffle of the data
+  c.learn_termination = False  # a per-member logit of "s' is terminal" (tasks without a known fn)
   return c
 
 
 class _MemberMLP(nn.Module):
-  """One member: ``hidden_sizes`` layers then a linear layer to ``2 * Y`` (mean, logvar)."""
+  """One member: ``hidden_sizes`` layers then a linear layer to ``2 * Y`` (mean, logvar), and
+  with ``learn_termination`` a linear termination-logit head on the last hidden layer."""
 
   hidden_sizes: Sequence[int]
   output_dim: int
   activation: str
+  learn_termination: bool = False
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> Tuple[jax.Array, jax.Array]:
+  def __call__(self, x: jax.Array) -> Tuple[jax.Array, jax.Array, jax.Array]:
     act = get_activation(self.activation)
     for i, width in enumerate(self.hidden_sizes):
       x = act(nn.Dense(width, name=f"layer_{i}")(x))
     out = nn.Dense(2 * self.output_dim, name=f"layer_{len(self.hidden_sizes)}")(x)
     mean, raw_logvar = jnp.split(out, 2, axis=-1)
-    return mean, raw_logvar
+    if self.learn_termination:
+      logit = nn.Dense(1, name="termination")(x)[..., 0]
+    else:
+      logit = jnp.full(x.shape[:-1], -jnp.inf)  # never terminal
+    return mean, raw_logvar, logit
 
 
 class EnsembleNetwork(nn.Module):
   """``E`` members vmapped over the leading axis plus the learned log-variance bounds.
 
-  ``__call__(x [E, B, in]) -> (mean [E, B, Y], logvar [E, B, Y])``.
+  ``__call__(x [E, B, in]) -> (mean [E, B, Y], logvar [E, B, Y], termination logit [E, B])``.
   """
 
   num_members: int
@@ -76,19 +84,21 @@ class EnsembleNetwork(nn.Module):
   activation: str = "swish"
   init_max_logvar: float = 0.5
   init_min_logvar: float = -10.0
+  learn_termination: bool = False
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> Tuple[jax.Array, jax.Array]:
+  def __call__(self, x: jax.Array) -> Tuple[jax.Array, jax.Array, jax.Array]:
     members = nn.vmap(_MemberMLP, variable_axes={"params": 0}, split_rngs={"params": True},
                       in_axes=0, out_axes=0, axis_size=self.num_members)
-    mean, raw = members(self.hidden_sizes, self.output_dim, self.activation, name="members")(x)
+    mean, raw, logit = members(self.hidden_sizes, self.output_dim, self.activation,
+                               self.learn_termination, name="members")(x)
     max_logvar = self.param("max_logvar", nn.initializers.constant(self.init_max_logvar),
                             (self.output_dim,))
     min_logvar = self.param("min_logvar", nn.initializers.constant(self.init_min_logvar),
                             (self.output_dim,))
     logvar = max_logvar - nn.softplus(max_logvar - raw)
     logvar = min_logvar + nn.softplus(logvar - min_logvar)
-    return mean, logvar
+    return mean, logvar, logit
 
 
 @flax.struct.dataclass
@@ -120,7 +130,8 @@ class Ensemble:
   def network(self) -> EnsembleNetwork:
     c = self.config
     return EnsembleNetwork(c.num_members, tuple(c.hidden_sizes), self.state_dim + 1,
-                           c.activation, c.init_max_logvar, c.init_min_logvar)
+                           c.activation, c.init_max_logvar, c.init_min_logvar,
+                           c.get("learn_termination", False))
 
   def init(self, key: jax.Array) -> EnsembleModel:
     c = self.config
@@ -156,6 +167,11 @@ class Ensemble:
     if x.ndim == 2:
       x = jnp.broadcast_to(x, (self.config.num_members,) + x.shape)
     chex.assert_shape(x, (self.config.num_members, None, self.state_dim + self.action_dim))
+    return self.network.apply(model.params, x)[:2]
+
+  def _apply_with_termination(self, model: EnsembleModel, state, action):
+    x = self._inputs(model, state, action)
+    x = jnp.broadcast_to(x, (self.config.num_members,) + x.shape)
     return self.network.apply(model.params, x)
 
   def step(self, model: EnsembleModel, state: jax.Array, action: jax.Array,
@@ -166,30 +182,36 @@ class Ensemble:
       state: ``[B, S]``; action: ``[B, A]``.
 
     Returns:
-      ``next_state [B, S]``, ``reward [B]``, ``member [B]`` (the elite used), and the
-      all-member ``mean`` / ``logvar`` ``[E, B, S + 1]`` for uncertainty penalties.
+      ``next_state [B, S]``, ``reward [B]``, ``terminal [B]`` (the chosen member's termination
+      probability > 0.5; always False without ``learn_termination``), ``member [B]`` (the
+      elite used), and the all-member ``mean`` / ``logvar`` ``[E, B, S + 1]`` for uncertainty
+      penalties.
     """
-    mean, logvar = self.apply_all(model, state, action)
+    mean, logvar, logit = self._apply_with_termination(model, state, action)
     batch = state.shape[0]
     pick_key, noise_key = jax.random.split(key)
     member = model.elites[jax.random.randint(pick_key, (batch,), 0, model.elites.shape[0])]
     rows = jnp.arange(batch)
     mu, lv = mean[member, rows], logvar[member, rows]  # [B, S + 1]
     sample = mu + jnp.exp(0.5 * lv) * jax.random.normal(noise_key, mu.shape)
-    return {"next_state": state + sample[:, :-1], "reward": sample[:, -1], "member": member,
-            "mean": mean, "logvar": logvar}
+    return {"next_state": state + sample[:, :-1], "reward": sample[:, -1],
+            "terminal": logit[member, rows] > 0.0, "member": member, "mean": mean,
+            "logvar": logvar}
 
   # -- training ---------------------------------------------------------------------------
 
-  def loss(self, params: dict, model: EnsembleModel, x: jax.Array,
-           y: jax.Array) -> Tuple[jax.Array, Dict[str, jax.Array]]:
-    """Gaussian NLL summed over members, bound regulariser and per-layer weight decay.
+  def loss(self, params: dict, model: EnsembleModel, x: jax.Array, y: jax.Array,
+           terminal: jax.Array | None = None) -> Tuple[jax.Array, Dict[str, jax.Array]]:
+    """Gaussian NLL summed over members, bound regulariser, per-layer weight decay, and with
+    ``learn_termination`` the binary cross-entropy of the termination head.
 
     Args:
-      x: standardised inputs ``[E, B, S + A]``; y: targets ``[E, B, S + 1]``.
+      x: standardised inputs ``[E, B, S + A]``; y: targets ``[E, B, S + 1]``;
+      terminal: ``[E, B]`` float targets (1 = ``s'`` terminal), needed with
+        ``learn_termination``.
     """
     c = self.config
-    mean, logvar = self.network.apply(params, x)
+    mean, logvar, logit = self.network.apply(params, x)
     nll = ((mean - y) ** 2 * jnp.exp(-logvar) + logvar).mean(axis=(1, 2))  # [E]
     p = params["params"]
     bounds = c.logvar_bound_coef * (p["max_logvar"].sum() - p["min_logvar"].sum())
@@ -197,7 +219,12 @@ class Ensemble:
     decay = sum(wd * 0.5 * jnp.sum(members[f"layer_{i}"]["kernel"] ** 2)
                 for i, wd in enumerate(c.weight_decays))
     total = nll.sum() + bounds + decay
-    return total, {"nll": nll.mean(), "mse": ((mean - y) ** 2).mean(), "decay": decay}
+    metrics = {"nll": nll.mean(), "mse": ((mean - y) ** 2).mean(), "decay": decay}
+    if c.get("learn_termination", False):
+      bce = optax.sigmoid_binary_cross_entropy(logit, terminal).mean(axis=1)  # [E]
+      total = total + bce.sum()
+      metrics["termination_bce"] = bce.mean()
+    return total, metrics
 
   def holdout_metrics(self, model: EnsembleModel, state: jax.Array, action: jax.Array,
                       target: jax.Array) -> Dict[str, jax.Array]:
@@ -244,8 +271,8 @@ def _member_subtree(params: dict) -> dict:
 
 def train_ensemble(ensemble: Ensemble, key: jax.Array, state: np.ndarray, action: np.ndarray,
                    reward: np.ndarray, next_state: np.ndarray, *,
-                   max_epochs: int | None = None, verbose: bool = False
-                   ) -> Tuple[EnsembleModel, TrainReport]:
+                   terminal: np.ndarray | None = None, max_epochs: int | None = None,
+                   verbose: bool = False) -> Tuple[EnsembleModel, TrainReport]:
   """Fits the ensemble on transitions with a holdout split, early stopping and elites.
 
   Each member keeps the parameters of its best holdout epoch; training stops when no member
@@ -254,13 +281,12 @@ def train_ensemble(ensemble: Ensemble, key: jax.Array, state: np.ndarray, action
 
   Args:
     state, next_state: ``[N, S]``; action: ``[N, A]``; reward: ``[N]`` (host arrays).
+    terminal: ``[N]`` bool, ``s'`` is terminal; required with ``learn_termination``.
     max_epochs: overrides ``config.max_epochs``.
 
   Returns:
     The trained :class:`EnsembleModel` and a :class:`TrainReport`.
   """
-  import optax  # pylint: disable=g-import-not-at-top
-
   c = ensemble.config
   n = state.shape[0]
   for name, arr, shape in (("state", state, (n, ensemble.state_dim)),
@@ -270,6 +296,10 @@ def train_ensemble(ensemble: Ensemble, key: jax.Array, state: np.ndarray, action
       raise ValueError(f"train_ensemble: {name} has shape {arr.shape}, expected {shape}")
     if not np.all(np.isfinite(arr)):
       raise ValueError(f"train_ensemble: {name} contains NaN or inf")
+  learn_termination = c.get("learn_termination", False)
+  if learn_termination and (terminal is None or np.shape(terminal) != (n,)):
+    raise ValueError(f"train_ensemble: learn_termination needs terminal of shape {(n,)}")
+  terminal = np.zeros((n,), np.float32) if terminal is None else np.asarray(terminal, np.float32)
   inputs = np.concatenate([state, action], -1).astype(np.float32)
   targets = make_targets(state, reward, next_state)
 
@@ -288,6 +318,7 @@ def train_ensemble(ensemble: Ensemble, key: jax.Array, state: np.ndarray, action
 
   x_train = jnp.asarray((inputs[train] - mean) / std)
   y_train = jnp.asarray(targets[train])
+  t_train = jnp.asarray(terminal[train])
   hold_s, hold_a = jnp.asarray(state[hold]), jnp.asarray(action[hold])
   hold_y = jnp.asarray(targets[hold])
   num_train = x_train.shape[0]
@@ -308,7 +339,7 @@ def train_ensemble(ensemble: Ensemble, key: jax.Array, state: np.ndarray, action
     def body(carry, ids):  # ids [E, batch]
       params, opt_state = carry
       (loss, _), grads = jax.value_and_grad(ensemble.loss, has_aux=True)(
-          params, model, x_train[ids], y_train[ids])
+          params, model, x_train[ids], y_train[ids], t_train[ids])
       updates, opt_state = optimizer.update(grads, opt_state, params)
       return (optax.apply_updates(params, updates), opt_state), loss
 

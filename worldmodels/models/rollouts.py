@@ -2,7 +2,8 @@
 
 Each step: the policy picks ``a ~ pi(s)``, one elite per row samples ``(s', r)``, the reward is
 penalised by ``lambda * u(s, a)`` (an uncertainty penalty of the ensemble), and a termination
-function (when the task has one) ends rows; ended rows keep stepping but are masked out.
+function (when the task has one, else the ensemble's learned termination head when it has one)
+ends rows; ended rows keep stepping but are masked out.
 """
 
 from __future__ import annotations
@@ -56,8 +57,10 @@ def rollout(ensemble: Ensemble, model: EnsembleModel, policy: PolicyFn, start: j
     action = policy(state, act_key)
     out = ensemble.step(model, state, action, model_key)
     u = penalty_fn(out["mean"], out["logvar"])
+    # A known termination function wins; otherwise the ensemble's learned head (if any; without
+    # one, `terminal` is always False).
     done = (termination_fn(state, action, out["next_state"]) if termination_fn is not None
-            else jnp.zeros((n,), bool))
+            else out["terminal"])
     step = {"state": state, "action": action, "reward": out["reward"] - penalty_coef * u,
             "raw_reward": out["reward"], "penalty": u,
             "discount": jnp.where(done, 0.0, 1.0), "next_state": out["next_state"],
