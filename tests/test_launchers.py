@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
+import jax
 import numpy as np
 
-from tests.conftest import REPO_ROOT
-from worldmodels.data import load_dataset
+import orbax.checkpoint as ocp
+
+from tests.conftest import REPO_ROOT, synthetic_steps
+from worldmodels.data import load_dataset, write_dataset
 
 
 def _run(*args, timeout=300):
@@ -61,3 +66,45 @@ def test_demo_tiny(tmp_path):
   assert os.path.getsize(tmp_path / "results" / "learning_curves.png") > 10_000
   text = open(tmp_path / "results" / "RESULTS.md").read()
   assert "random policy" in text and "git revision" in text
+
+
+def test_killed_run_resumes_to_the_same_parameters(tmp_path):
+  """SIGKILL a training process after its first checkpoint; the rerun ends where an
+  uninterrupted run ends, parameter for parameter."""
+
+  data = tmp_path / "data"
+  write_dataset(str(data), synthetic_steps((150, 150), obs_dim=24, action_dim=6),
+                task="walker-walk", behaviour_policy="synthetic", action_repeat=2, seed=0)
+
+  def command(workdir):
+    return [sys.executable, "-m", "experiments.train", "--config=experiments/configs/td3bc.py:tiny",
+            f"--config.workdir={workdir}", f"--config.dataset.path={data}",
+            "--config.agent.num_steps=6000", "--config.loop.steps_per_chunk=100",
+            "--config.loop.checkpoint_every=500", "--config.loop.eval_every=0",
+            "--config.loop.eval_episodes=0"]
+
+  env = dict(os.environ, MUJOCO_GL="egl")
+  killed = tmp_path / "killed"
+  proc = subprocess.Popen(command(killed), cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  ckpt_dir = killed / "checkpoints"
+  deadline = time.time() + 120
+  while time.time() < deadline and proc.poll() is None:
+    if ckpt_dir.exists() and any(p.name.isdigit() for p in ckpt_dir.iterdir()):
+      break
+    time.sleep(0.05)
+  assert proc.poll() is None, "the run finished before it could be killed"
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  steps_at_kill = sorted(int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit())
+  assert steps_at_kill and steps_at_kill[-1] < 6000
+  _run(*command(killed)[2:])  # resume
+  _run(*command(tmp_path / "straight")[2:])
+
+  def final_params(workdir):
+    # CheckpointManager keeps each step's pytree under <step>/default.
+    path = workdir / "checkpoints" / "6000" / "default"
+    return ocp.StandardCheckpointer().restore(path)["agent"]
+
+  jax.tree_util.tree_map(np.testing.assert_array_equal, final_params(killed),
+                         final_params(tmp_path / "straight"))
