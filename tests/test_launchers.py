@@ -11,7 +11,6 @@ import time
 
 import jax
 import numpy as np
-
 import orbax.checkpoint as ocp
 
 from tests.conftest import REPO_ROOT, synthetic_steps
