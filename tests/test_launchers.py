@@ -46,6 +46,11 @@ def test_train_launcher_online_then_offline(tmp_path):
        f"--config.agent.model_path={tmp_path / 'model'}")
   summary = json.load(open(tmp_path / "mopo" / "summary.json"))
   assert np.isfinite(summary["final_return_mean"])
+  _run("experiments.train", "--config=experiments/configs/augwm.py:tiny",
+       f"--config.workdir={tmp_path / 'augwm'}", f"--config.dataset.path={replay}",
+       f"--config.agent.model_path={tmp_path / 'model'}")
+  summary = json.load(open(tmp_path / "augwm" / "summary.json"))
+  assert np.isfinite(summary["final_return_mean"])
 
 
 def test_train_launcher_bad_flag_value():

@@ -7,6 +7,7 @@ from typing import Callable, Dict
 
 import ml_collections
 
+from worldmodels.agents.augwm.learner import AugWMLearner
 from worldmodels.agents.bc.learner import BCLearner
 from worldmodels.agents.mopo.learner import MOPOLearner
 from worldmodels.agents.sac.learner import SACLearner
@@ -18,6 +19,7 @@ REGISTRY: Dict[str, Callable[[ml_collections.ConfigDict, AgentSpec], object]] = 
     "bc": BCLearner,
     "td3bc": TD3BCLearner,
     "mopo": MOPOLearner,
+    "augwm": AugWMLearner,
 }
 
 

@@ -67,6 +67,8 @@ class MOPOBatch:
 class MOPOLearner:
   """MOPO (Yu et al. 2020) with our SAC learner and a probabilistic-ensemble artifact."""
 
+  phase_name = "mopo"
+
   def __init__(self, config: ml_collections.ConfigDict, spec: AgentSpec,
                world_model: Optional[Tuple[Ensemble, EnsembleModel]] = None):
     """Args:
@@ -93,11 +95,15 @@ class MOPOLearner:
       raise ValueError(f"real_ratio must be in (0, 1), got {config.real_ratio}")
     sac_config = config.sac.copy_and_resolve_references()
     sac_config.observation_key = config.observation_key
-    self.sac = SACLearner(sac_config, spec)
+    self.sac = SACLearner(sac_config, self.policy_spec(spec))
     self.num_real = max(1, int(round(config.real_ratio * config.batch_size)))
     self.num_model = config.batch_size - self.num_real
     self.capacity = config.model_retain_epochs * config.rollout_batch_size * config.horizon
     self.termination_fn = termination_for(config.termination)
+
+  def policy_spec(self, spec: AgentSpec) -> AgentSpec:
+    """The spec of the SAC learner's inputs (AugWM widens the observation by the context)."""
+    return spec
 
   def init(self, key: jax.Array) -> MOPOState:
     key, sac_key = jax.random.split(key)
@@ -116,7 +122,7 @@ class MOPOLearner:
     start_key, rollout_key = jax.random.split(key)
     pick = jax.random.randint(start_key, (c.rollout_batch_size,), 0, batch.start_ids.shape[0])
     starts = batch.states[batch.start_ids[pick]]
-    policy = lambda s, k: self.sac.act(state.sac, {c.observation_key: s}, k, False)
+    policy = lambda s, k: self.sac.act(state.sac, self.policy_observation(s), k, False)
     out = rollout(self.ensemble, state.model, policy, starts, c.horizon, rollout_key,
                   c.penalty, c.penalty_coef, self.termination_fn)
     flat = jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[2:]), out)
@@ -141,9 +147,19 @@ class MOPOLearner:
 
   # -- update -----------------------------------------------------------------------------
 
+  def policy_observation(self, state: jax.Array) -> Dict[str, jax.Array]:
+    """The SAC observation for model states ``[N, S]`` (AugWM appends a context here)."""
+    return {self.config.observation_key: state}
+
+  def transform_batch(self, batch: Transition, key: jax.Array) -> Transition:
+    """Hook applied to every mixed real + model batch before the SAC update (AugWM augments
+    dynamics and appends the context here); MOPO leaves it unchanged."""
+    del key
+    return batch
+
   def update(self, state: MOPOState, batch: MOPOBatch) -> Tuple[MOPOState, Dict[str, jax.Array]]:
     c = self.config
-    key, rollout_key, model_key = jax.random.split(state.key, 3)
+    key, rollout_key, model_key, transform_key = jax.random.split(state.key, 4)
 
     # Rollouts every `rollout_every` updates (the first update starts with one).
     def with_rollout(_):
@@ -168,7 +184,7 @@ class MOPOLearner:
         discount=jnp.concatenate([real.discount, buffer.discount[ids]]),
         next_observation={obs_key: jnp.concatenate([real.next_observation[obs_key],
                                                     buffer.next_state[ids]])})
-    sac_state, sac_metrics = self.sac.update(state.sac, mixed)
+    sac_state, sac_metrics = self.sac.update(state.sac, self.transform_batch(mixed, transform_key))
     metrics = {**sac_metrics, "model_buffer_size": buffer.size.astype(jnp.float32)}
     # Rollout metrics only on rollout steps; elsewhere they are zeros (see `without_rollout`).
     metrics.update(rollout_metrics)
@@ -186,4 +202,5 @@ class MOPOLearner:
 
   def phases(self) -> Sequence[Phase]:
     c = self.config
-    return [Phase("mopo", "offline", c.num_steps, self.update, c.batch_size, sample=self.sample)]
+    return [Phase(self.phase_name, "offline", c.num_steps, self.update, c.batch_size,
+                  sample=self.sample)]

@@ -1,0 +1,130 @@
+"""AugWM: augmentation algebra, the online linear context learner, clipping, the k-step switch,
+and the learner's augmented, context-widened batches."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from tests.conftest import synthetic_steps
+from worldmodels.agents import make_agent
+from worldmodels.agents.augwm import augmentations as aug
+from worldmodels.agents.augwm import config as augwm_config
+from worldmodels.agents.augwm.context import (AugWMPolicy, OnlineLinearModel,
+                                              learned_context)
+from worldmodels.agents.augwm.learner import AugWMLearner
+from worldmodels.data.samplers import Transition
+from worldmodels.models import ensemble as ens
+from worldmodels.training.agent import AgentSpec
+from worldmodels.training.loop import LoopConfig, train
+
+S, A = 4, 2
+SPEC = AgentSpec({"state": (S,)}, A)
+
+
+def test_augmentation_algebra():
+  s, s2 = jnp.asarray([1.0, 2.0]), jnp.asarray([3.0, 1.0])
+  z = jnp.asarray([2.0, 0.5])
+  np.testing.assert_allclose(aug.rad(s, s2, z), ([2.0, 1.0], [6.0, 0.5]))
+  np.testing.assert_allclose(aug.rans(s, s2, z), ([1.0, 2.0], [6.0, 0.5]))
+  # DAS scales delta = s' - s = (2, -1): s + z * delta = (1 + 4, 2 - 0.5).
+  np.testing.assert_allclose(aug.das(s, s2, z), ([1.0, 2.0], [5.0, 1.5]))
+  np.testing.assert_allclose(aug.no_augmentation(s, s2, z), (s, s2))
+  with pytest.raises(ValueError, match="unknown augmentation"):
+    aug.get_augmentation("cutout")
+  zs = aug.sample_z(jax.random.PRNGKey(0), (1000, 3), 0.5, 1.5)
+  assert 0.5 <= float(zs.min()) and float(zs.max()) <= 1.5 and abs(float(zs.mean()) - 1) < 0.05
+
+
+def test_linear_model_recovers_a_planted_scale():
+  """True dynamics delta = z* . (s M); the world model predicts s M; the learned context
+  recovers z* per dimension."""
+  rng = np.random.default_rng(0)
+  m = rng.normal(size=(S, S)) * 0.3
+  z_true = np.array([1.05, 0.95, 1.0, 1.06])
+  linear = OnlineLinearModel(S, ridge=1e-6)
+  for _ in range(200):
+    s = rng.normal(size=S)
+    linear.update(s, z_true * (s @ m))
+  s = rng.normal(size=(50, S))
+  z = learned_context(linear.predict(s), s @ m, 0.5, 1.5, 1e-6)
+  ok = np.abs(s @ m) > 0.05  # well-conditioned ratios
+  np.testing.assert_allclose(z[ok], np.broadcast_to(z_true, z.shape)[ok], atol=1e-3)
+  assert linear.r2() > 0.99
+
+
+def test_context_clipping_and_guarded_division():
+  z = learned_context(np.array([2.0, 0.1, 1.0, 5.0]), np.array([1.0, 1.0, 1e-6, -1.0]),
+                      0.93, 1.07, 1e-3)
+  np.testing.assert_allclose(z, [1.07, 0.93, 1.0, 0.93])
+
+
+def _world_model():
+  c = ens.default_config()
+  c.num_members, c.num_elites, c.hidden_sizes, c.weight_decays = 3, 2, (16,), (0.0, 0.0)
+  model_def = ens.Ensemble(S, A, c)
+  return model_def, model_def.init(jax.random.PRNGKey(0))
+
+
+def test_learner_augments_and_appends_context():
+  config = augwm_config.tiny_config()
+  agent = AugWMLearner(config, SPEC, world_model=_world_model())
+  assert agent.sac.spec.observation_shapes["state"] == (2 * S,)
+  s = jnp.ones((64, S))
+  s2 = 2.0 * jnp.ones((64, S))
+  batch = Transition({"state": s}, jnp.zeros((64, A)), jnp.zeros(64), jnp.ones(64),
+                     {"state": s2})
+  out = agent.transform_batch(batch, jax.random.PRNGKey(0))
+  obs, next_obs = out.observation["state"], out.next_observation["state"]
+  z = obs[:, S:]
+  np.testing.assert_array_equal(next_obs[:, S:], z)  # the same context for s and s'
+  np.testing.assert_array_equal(obs[:, :S], s)  # DAS leaves s alone
+  np.testing.assert_allclose(next_obs[:, :S], s + z * (s2 - s), rtol=1e-6)  # delta = 1
+  assert float(z.min()) >= 0.5 and float(z.max()) <= 1.5 and float(z.std()) > 0.1
+  # Without context and without augmentation, AugWM is MOPO.
+  config.augmentation, config.use_context = "none", False
+  plain = AugWMLearner(config, SPEC, world_model=_world_model())
+  same = plain.transform_batch(batch, jax.random.PRNGKey(0))
+  np.testing.assert_array_equal(same.next_observation["state"], s2)
+
+
+def test_learner_trains_and_policy_switches_at_k(tmp_path):
+  config = augwm_config.tiny_config()
+  config.num_steps, config.adapt_after = 40, 10
+  agent = AugWMLearner(config, SPEC, world_model=_world_model())
+  loop = LoopConfig(steps_per_chunk=20, eval_every=0, eval_episodes=0, checkpoint_every=0,
+                    log_every_seconds=60.0)
+  result = train(agent, workdir=str(tmp_path), loop=loop, dataset=synthetic_steps((30, 30)))
+  assert int(result.state.sac.step) == 40
+  # The loop's own evaluation acts with the default context on plain observations.
+  assert agent.act(result.state, {"state": jnp.ones((3, S))}, jax.random.PRNGKey(0),
+                   True).shape == (3, A)
+  policy = AugWMPolicy(agent, result.state, mode="learned")
+  rng = np.random.default_rng(0)
+  state = rng.normal(size=S).astype(np.float32)
+  for _ in range(30):  # a "shifted" environment: delta = 1.5 * s M
+    action = policy.act({"state": state})
+    assert action.shape == (A,) and np.all(np.abs(action) <= 1)
+    state = (state + 1.5 * 0.1 * state).astype(np.float32)
+  contexts = np.asarray(policy.contexts)
+  np.testing.assert_array_equal(contexts[:10], 1.0)  # default context before k steps
+  assert np.any(contexts[10:] != 1.0)
+  assert contexts.min() >= 0.93 and contexts.max() <= 1.07
+  policy.reset(1)
+  assert policy.linear.count == 0 and policy.contexts == []
+  default = AugWMPolicy(agent, result.state, mode="default")
+  for _ in range(15):
+    default.act({"state": state})
+  np.testing.assert_array_equal(np.asarray(default.contexts), 1.0)
+
+
+def test_registry_builds_augwm(tmp_path):
+  from worldmodels.models.artifacts import save_ensemble  # pylint: disable=g-import-not-at-top
+  model_def, model = _world_model()
+  save_ensemble(str(tmp_path / "m"), model_def, model)
+  config = augwm_config.tiny_config()
+  config.model_path = str(tmp_path / "m")
+  agent = make_agent("augwm", config, SPEC)
+  assert agent.phases()[0].kind == "offline"
