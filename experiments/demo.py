@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 
@@ -27,6 +26,7 @@ import numpy as np
 
 from benchmarks.envs import make_env
 from experiments import train as train_launcher
+from experiments.provenance import git_revision
 from experiments.configs import bc as bc_configs
 from experiments.configs import sac as sac_configs
 from experiments.configs import td3bc as td3bc_configs
@@ -53,17 +53,6 @@ def _budgets() -> dict:
                 sac_eval_every=100)
   return dict(preset="demo", sac=_SAC_STEPS.value, td3bc=_TD3BC_STEPS.value, bc=_BC_STEPS.value,
               eval_episodes=_EVAL_EPISODES.value, episode_length=None, sac_eval_every=5_000)
-
-
-def _git_revision() -> str:
-  try:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                         text=True, check=True, cwd=os.path.dirname(__file__))
-    dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True,
-                           cwd=os.path.dirname(__file__)).stdout.strip()
-    return out.stdout.strip() + ("+dirty" if dirty else "")
-  except (OSError, subprocess.CalledProcessError):
-    return "unknown"
 
 
 def _stage_config(configs, preset: str, stage: str, steps: int, episode_length):
@@ -181,7 +170,7 @@ def main(argv):
   command = "python -m experiments.demo " + " ".join(sys.argv[1:])
   with open(os.path.join(_RESULTS_DIR.value, "RESULTS.md"), "w") as f:
     f.write(f"# Demo results: {_TASK.value}, seed {_SEED.value}\n\n"
-            f"Written by `{command.strip()}` (`make demo`) at git revision `{_git_revision()}` "
+            f"Written by `{command.strip()}` (`make demo`) at git revision `{git_revision()}` "
             f"on {platform.machine()} ({os.cpu_count()} CPU cores), wall time {wall / 60:.1f} "
             "min for this invocation (stages resumed from checkpoints take no time).\n\n"
             "Returns are undiscounted episode returns in the real dm_control environment "

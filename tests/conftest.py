@@ -49,3 +49,13 @@ def synthetic_steps(lengths, obs_dim: int = 4, action_dim: int = 2, frame=None,
   action = rng.uniform(-1, 1, size=(n, action_dim)).astype(np.float32)
   action[is_last] = 0.0
   return Steps(observation, action, reward, discount, is_first, is_last, is_terminal)
+
+
+def tiny_world_model(state_dim: int, action_dim: int):
+  """A 3-member, one-layer ensemble (untrained) and its model: ``(Ensemble, EnsembleModel)``."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from worldmodels.models import ensemble  # pylint: disable=g-import-not-at-top
+  c = ensemble.default_config()
+  c.num_members, c.num_elites, c.hidden_sizes, c.weight_decays = 3, 2, (16,), (0.0, 0.0)
+  model_def = ensemble.Ensemble(state_dim, action_dim, c)
+  return model_def, model_def.init(jax.random.PRNGKey(0))

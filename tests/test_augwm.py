@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tests.conftest import synthetic_steps
+from tests.conftest import synthetic_steps, tiny_world_model
 from worldmodels.agents import make_agent
 from worldmodels.agents.augwm import augmentations as aug
 from worldmodels.agents.augwm import config as augwm_config
@@ -16,7 +16,6 @@ from worldmodels.agents.augwm.context import (AugWMPolicy, OnlineLinearModel,
                                               learned_context)
 from worldmodels.agents.augwm.learner import AugWMLearner
 from worldmodels.data.samplers import Transition
-from worldmodels.models import ensemble as ens
 from worldmodels.training.agent import AgentSpec
 from worldmodels.training.loop import LoopConfig, train
 
@@ -62,10 +61,7 @@ def test_context_clipping_and_guarded_division():
 
 
 def _world_model():
-  c = ens.default_config()
-  c.num_members, c.num_elites, c.hidden_sizes, c.weight_decays = 3, 2, (16,), (0.0, 0.0)
-  model_def = ens.Ensemble(S, A, c)
-  return model_def, model_def.init(jax.random.PRNGKey(0))
+  return tiny_world_model(S, A)
 
 
 def test_learner_augments_and_appends_context():

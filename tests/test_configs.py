@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, tiny_world_model
 from worldmodels.agents import make_agent
 from worldmodels.training.agent import AgentSpec
 from worldmodels.training.loop import LoopConfig
@@ -30,16 +30,11 @@ def test_every_agent_has_a_config():
 
 
 @pytest.fixture(scope="module")
-def tiny_world_model(tmp_path_factory):
+def world_model_path(tmp_path_factory):
   """A small ensemble artifact for agents that need one (MOPO)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  from worldmodels.models import ensemble  # pylint: disable=g-import-not-at-top
   from worldmodels.models.artifacts import save_ensemble  # pylint: disable=g-import-not-at-top
-  c = ensemble.default_config()
-  c.hidden_sizes, c.weight_decays = (8,), (0.0, 0.0)
-  model_def = ensemble.Ensemble(5, 3, c)
   path = str(tmp_path_factory.mktemp("model") / "ensemble")
-  save_ensemble(path, model_def, model_def.init(jax.random.PRNGKey(0)))
+  save_ensemble(path, *tiny_world_model(5, 3))
   return path
 
 
@@ -48,14 +43,14 @@ def _presets(module):
 
 
 @pytest.mark.parametrize("name", CONFIG_FILES)
-def test_config_builds(name, tiny_world_model):
+def test_config_builds(name, world_model_path):
   module = importlib.import_module(f"experiments.configs.{name}")
   for preset in _presets(module):
     config = module.get_config(preset)
     assert config.agent_name == name
     LoopConfig(seed=config.seed, **config.loop.to_dict())
     if "model_path" in config.agent:
-      config.agent.model_path = tiny_world_model
+      config.agent.model_path = world_model_path
     agent = make_agent(config.agent_name, config.agent, AgentSpec({"state": (5,)}, 3))
     assert agent.phases()
 

@@ -7,10 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tests.conftest import synthetic_steps
+from tests.conftest import synthetic_steps, tiny_world_model
 from worldmodels.agents.mopo import config as mopo_config
 from worldmodels.agents.mopo.learner import MOPOLearner
-from worldmodels.models import ensemble as ens
 from worldmodels.models.rollouts import rollout
 from worldmodels.training.agent import AgentSpec
 from worldmodels.training.loop import LoopConfig, train
@@ -20,10 +19,7 @@ SPEC = AgentSpec({"state": (S,)}, A)
 
 
 def _world_model():
-  c = ens.default_config()
-  c.num_members, c.num_elites, c.hidden_sizes, c.weight_decays = 3, 2, (16,), (0.0, 0.0)
-  model_def = ens.Ensemble(S, A, c)
-  return model_def, model_def.init(jax.random.PRNGKey(0))
+  return tiny_world_model(S, A)
 
 
 def test_rollout_penalty_and_termination():

@@ -19,20 +19,25 @@ TABLE3 = {
 }
 
 
-def get_config(preset: str = "default"):
+def model_based_presets(agent_name: str, agent_config, preset: str):
+  """Presets shared by the model-based agents (MOPO, AugWM): ``default``, ``demo``, ``tiny`` and
+  the table-3 datasets. ``agent_config`` is the agent's config module."""
+  if preset == "tiny":
+    return shrink_loop(base_config(agent_name, agent_config.tiny_config()))
+  c = base_config(agent_name, agent_config.default_config())
   if preset == "default":
-    return base_config("mopo", mopo_config.default_config())
+    return c
   if preset in TABLE3:
-    c = base_config("mopo", mopo_config.default_config())
     c.agent.horizon, c.agent.penalty_coef = TABLE3[preset]
     return c
   if preset == "demo":
-    c = base_config("mopo", mopo_config.default_config())
     c.agent.num_steps = 30_000
     c.agent.rollout_batch_size = 10_000
     c.loop.eval_every = 10_000
     return c
-  if preset == "tiny":
-    return shrink_loop(base_config("mopo", mopo_config.tiny_config()))
-  raise ValueError(f"unknown mopo preset {preset!r}; choose default, demo, tiny or one of "
-                   f"{sorted(TABLE3)}")
+  raise ValueError(f"unknown {agent_name} preset {preset!r}; choose default, demo, tiny or one "
+                   f"of {sorted(TABLE3)}")
+
+
+def get_config(preset: str = "default"):
+  return model_based_presets("mopo", mopo_config, preset)

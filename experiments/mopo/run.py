@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 
@@ -26,6 +25,7 @@ from benchmarks.envs import make_env_factory
 from benchmarks.protocols.zero_shot import agent_policy, evaluate_grid, merge_seeds
 from benchmarks.shifts.perturbations import grid, make_shifted_env_factory
 from experiments import train as train_launcher
+from experiments.provenance import git_revision
 from experiments import train_model as model_launcher
 from experiments.configs import bc as bc_configs
 from experiments.configs import ensemble as ensemble_configs
@@ -51,17 +51,6 @@ _FACTORS = flags.DEFINE_list("factors", ["0.5", "1.0", "1.5"], "Mass and damping
 _GRID_EPISODES = flags.DEFINE_integer("grid_episodes", 2, "Episodes per grid cell and seed.")
 _EVAL_EPISODES = flags.DEFINE_integer("eval_episodes", 10, "Unshifted evaluation episodes.")
 _TINY = flags.DEFINE_bool("tiny", False, "Smoke-test sizes (seconds).")
-
-
-def _git_revision() -> str:
-  try:
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                         text=True, check=True, cwd=os.path.dirname(__file__)).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True,
-                           cwd=os.path.dirname(__file__)).stdout.strip()
-    return rev + ("+dirty" if dirty else "")
-  except (OSError, subprocess.CalledProcessError):
-    return "unknown"
 
 
 def _sizes() -> dict:
@@ -166,7 +155,7 @@ def main(argv):
   command = "python -m experiments.mopo.run " + " ".join(sys.argv[1:])
   with open(os.path.join(_RESULTS_DIR.value, "RESULTS.md"), "w") as f:
     f.write(f"# MOPO baseline on {_TASK.value} (zero-shot mass x damping)\n\n"
-            f"Command: `{command.strip()}`; git revision `{_git_revision()}`; "
+            f"Command: `{command.strip()}`; git revision `{git_revision()}`; "
             f"{platform.machine()}, {os.cpu_count()} CPU cores; wall time of this invocation "
             f"{wall / 60:.1f} min (stages found done in the workdir are not re-run).\n\n"
             f"## Dataset\n\nThe replay of online SAC ({size['sac']} env steps, action repeat 2), "

@@ -1,0 +1,19 @@
+"""Provenance recorded in every results file: the git revision of the code that made it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+
+def git_revision() -> str:
+  """Short hash of HEAD, with ``+dirty`` when the work tree has uncommitted changes."""
+  here = os.path.dirname(os.path.abspath(__file__))
+  try:
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                         text=True, check=True, cwd=here).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True,
+                           cwd=here).stdout.strip()
+    return rev + ("+dirty" if dirty else "")
+  except (OSError, subprocess.CalledProcessError):
+    return "unknown"
