@@ -112,3 +112,15 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path):
 
   jax.tree_util.tree_map(np.testing.assert_array_equal, final_params(killed),
                          final_params(tmp_path / "straight"))
+
+
+def test_zero_shot_experiment_tiny(tmp_path):
+  """The MOPO / AugWM pipeline end to end at smoke size: dataset, ensemble, agents over two
+  seeds, unshifted and grid evaluations (learned context included), results and heatmaps."""
+  out = _run("experiments.augwm.run", "--tiny", f"--workdir={tmp_path / 'run'}",
+             f"--results_dir={tmp_path / 'results'}")
+  assert "| AugWM (DAS, learned context) | 2 |" in out.stdout
+  text = open(tmp_path / "results" / "RESULTS.md").read()
+  assert "MOPO minus" not in text and "AugWM (DAS, learned context) minus MOPO" in text
+  assert "one-step-ahead R^2" in text
+  assert os.path.getsize(tmp_path / "results" / "grid_mopo.png") > 5_000

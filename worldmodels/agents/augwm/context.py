@@ -77,7 +77,8 @@ class AugWMPolicy:
   Implements the evaluation protocol's policy interface: ``reset(seed)`` then
   ``act(observation) -> action`` once per step (see ``benchmarks.protocols.zero_shot``).
   After an episode, ``r2()`` gives the linear model's one-step-ahead R^2 and ``contexts`` the
-  context used at every step.
+  context used at every step; ``episode_r2`` keeps the R^2 of every finished episode (recorded
+  at the next ``reset``; see :meth:`all_r2`).
   """
 
   def __init__(self, agent, state, mode: str | None = None):
@@ -104,10 +105,13 @@ class AugWMPolicy:
       return mean[model.elites, 0, :-1].mean(axis=0)  # elite-mean predicted delta, [S]
 
     self._act, self._model_delta = act, model_delta
+    self.episode_r2 = []
     self.reset(0)
 
   def reset(self, seed: int) -> None:
     del seed  # deterministic policy
+    if getattr(self, "step", 0) > 2:
+      self.episode_r2.append(self.linear.r2())
     self.linear.reset()
     self._previous_state = None
     self._z = np.ones(self.state_dim, np.float32)
@@ -136,3 +140,7 @@ class AugWMPolicy:
 
   def r2(self) -> float:
     return self.linear.r2()
+
+  def all_r2(self) -> list:
+    """R^2 of every episode run so far, the current one included."""
+    return self.episode_r2 + ([self.r2()] if self.step > 2 else [])

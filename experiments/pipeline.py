@@ -1,0 +1,228 @@
+"""The offline zero-shot pipeline shared by the MOPO and AugWM experiments.
+
+dataset (SAC replay) -> ensemble artifact -> offline agents over seeds -> unshifted returns and a
+zero-shot mass x damping grid -> Markdown results, heatmaps and a Welch t-test comparison. Every
+stage is skipped or resumed when its output already exists in the workdir, so experiments that
+share a workdir share their dataset, model and finished agents.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from benchmarks.envs import make_env_factory
+from benchmarks.protocols.zero_shot import (GridResult, agent_policy, evaluate_grid,
+                                            merge_seeds)
+from benchmarks.shifts.perturbations import grid, make_shifted_env_factory
+from experiments import train as train_launcher
+from experiments import train_model as model_launcher
+from experiments.configs import ensemble as ensemble_configs
+from experiments.configs import sac as sac_configs
+from experiments.provenance import git_revision
+from worldmodels.data import format_statistics_table, read_metadata
+from worldmodels.models.artifacts import load_ensemble
+
+PolicyFactory = Callable[[Any, Any], Any]  # (agent, final state) -> zero-shot Policy
+
+
+@dataclasses.dataclass
+class AgentRun:
+  """One trained agent (over seeds) and the ways it is evaluated.
+
+  Attributes:
+    stage: workdir prefix (``<stage>-seed<k>``).
+    configs: the agent's launcher config module (``get_config(preset)``).
+    steps: updates per seed.
+    configure: extra config edits (e.g. MOPO's horizon), applied after the defaults.
+    evaluations: table row name -> policy factory for the grid (e.g. AugWM with the default
+      and with the learned context); the unshifted return is the loop's final evaluation.
+    needs_model: set ``agent.model_path``.
+  """
+
+  stage: str
+  configs: Any
+  steps: int
+  evaluations: Dict[str, PolicyFactory]
+  configure: Callable[[Any], None] = lambda c: None
+  needs_model: bool = False
+
+
+@dataclasses.dataclass
+class Sizes:
+  preset: str  # launcher preset of every stage ("demo" or "tiny")
+  sac_steps: int
+  seeds: int
+  eval_episodes: int
+  grid_episodes: int
+  episode_length: Optional[int]  # None: the suite's 1000 frames
+
+
+def default_policy(agent, state):
+  return agent_policy(agent, state)
+
+
+def _configure(c, task, sizes: Sizes, workdir, stage, steps, seed):
+  c.env.task = task
+  c.env.episode_length = sizes.episode_length
+  c.seed = seed
+  c.workdir = os.path.join(workdir, f"{stage}-seed{seed}")
+  c.agent.num_steps = steps
+  c.loop.eval_episodes = sizes.eval_episodes
+  c.loop.eval_every = max(steps // 3, 1)
+  c.loop.checkpoint_every = max(steps // 3, 1)
+  return c
+
+
+def ensure_dataset(task: str, sizes: Sizes, workdir: str) -> str:
+  """The replay of an online SAC run (a mixed / medium-replay style dataset)."""
+  path = os.path.join(workdir, "dataset")
+  if not os.path.exists(os.path.join(path, "metadata.json")):
+    sac = _configure(sac_configs.get_config(sizes.preset), task, sizes, workdir, "sac",
+                     sizes.sac_steps, 0)
+    sac.save_replay = path
+    sac.loop.replay_capacity = sizes.sac_steps + sizes.sac_steps // 10 + 10
+    print(f"== dataset: SAC online on {task}, {sizes.sac_steps} env steps", flush=True)
+    train_launcher.run(sac)
+  return path
+
+
+def ensure_model(dataset: str, workdir: str, tiny: bool, max_epochs: Optional[int] = None) -> str:
+  """The ensemble artifact trained on ``dataset`` (``max_epochs`` caps training when early
+  stopping has not ended it)."""
+  path = os.path.join(workdir, "ensemble")
+  if not os.path.exists(os.path.join(path, "model.json")):
+    mc = ensemble_configs.get_config("tiny" if tiny else "default")
+    mc.dataset.path, mc.output = dataset, path
+    if max_epochs is not None and not tiny:
+      mc.model.max_epochs = max_epochs
+    print("== ensemble", flush=True)
+    model_launcher.run(mc)
+  return path
+
+
+def _slug(name: str) -> str:
+  return "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_")
+
+
+def _cached(path: str, compute: Callable[[], GridResult]) -> GridResult:
+  """Loads a saved evaluation, or computes and saves it (evaluations resume too)."""
+  if os.path.exists(path):
+    return GridResult.load(path)
+  result = compute()
+  result.save(path)
+  return result
+
+
+def run_agents(task: str, sizes: Sizes, workdir: str, dataset: str, model_path: str,
+               runs: Sequence[AgentRun], factors: Sequence[float]):
+  """Trains every run over seeds and evaluates each evaluation row on the grid.
+
+  Returns:
+    ``(unshifted, grids, linear_r2)``: row name -> per-seed unshifted returns; row name ->
+    GridResult; row name -> per-episode R^2 of the online linear model (learned-context rows).
+  """
+  settings = grid(factors, factors)
+  base_factory = make_env_factory(task, episode_length=sizes.episode_length)
+  factory_for = lambda setting: make_shifted_env_factory(base_factory, setting)
+  unshifted: Dict[str, List[float]] = {}
+  seed_grids: Dict[str, List[GridResult]] = {}
+  linear_r2: Dict[str, List[float]] = {}
+  for run in runs:
+    for seed in range(sizes.seeds):
+      c = _configure(run.configs.get_config(sizes.preset), task, sizes, workdir, run.stage,
+                     run.steps, seed)
+      c.dataset.path = dataset
+      if run.needs_model:
+        c.agent.model_path = model_path
+      run.configure(c)
+      print(f"== {run.stage} seed {seed}: {run.steps} updates", flush=True)
+      _, agent, result = train_launcher.run_with_agent(c)
+      for row, make_policy in run.evaluations.items():
+        policy = make_policy(agent, result.state)
+        # Unshifted: the default dynamics, with this row's policy (e.g. its test-time context).
+        default = _cached(os.path.join(c.workdir, f"unshifted-{_slug(row)}.json"),
+                          lambda: evaluate_grid(policy, factory_for, grid([1.0], [1.0]),
+                                                sizes.eval_episodes, seed=30_000 + 100 * seed))
+        unshifted.setdefault(row, []).append(float(default.returns.mean()))
+        seed_grid = _cached(os.path.join(c.workdir, f"grid-{_slug(row)}.json"),
+                            lambda: evaluate_grid(policy, factory_for, settings,
+                                                  sizes.grid_episodes, seed=20_000 + 100 * seed))
+        seed_grids.setdefault(row, []).append(seed_grid)
+        r2_path = os.path.join(c.workdir, f"r2-{_slug(row)}.json")
+        if hasattr(policy, "all_r2") and policy.all_r2():  # AugWM's online linear model
+          with open(r2_path, "w") as f:
+            json.dump(policy.all_r2(), f)
+        if os.path.exists(r2_path):
+          with open(r2_path) as f:
+            linear_r2.setdefault(row, []).extend(json.load(f))
+  return unshifted, {row: merge_seeds(g) for row, g in seed_grids.items()}, linear_r2
+
+
+def write_results(results_dir: str, title: str, command: str, started: float, task: str,
+                  sizes: Sizes, dataset: str, model_path: str, unshifted, grids,
+                  comparisons: Sequence[tuple], settings_text: str,
+                  linear_r2: Optional[Dict[str, List[float]]] = None) -> str:
+  """Writes ``RESULTS.md``, one heatmap per row, and ``results.json``; returns the main table."""
+  os.makedirs(results_dir, exist_ok=True)
+  stats = read_metadata(dataset)["statistics"]
+  _, _, model_meta = load_ensemble(model_path)
+  report = model_meta["report"]
+  lines = ["| Agent | Seeds | Unshifted return (mean ± std over seeds) | Per seed | "
+           "Grid mean ± std over seeds |", "| --- | ---: | ---: | --- | ---: |"]
+  for name, values in unshifted.items():
+    values = np.asarray(values)
+    gm, gs = grids[name].overall_mean_std()
+    lines.append(f"| {name} | {len(values)} | {values.mean():.1f} ± {values.std():.1f} | "
+                 f"{', '.join(f'{v:.1f}' for v in values)} | {gm:.1f} ± {gs:.1f} |")
+  main_table = "\n".join(lines)
+  for name, result in grids.items():
+    result.heatmap(os.path.join(results_dir, f"grid_{_slug(name)}.png"),
+                   f"{name} on {task}: mass x damping (zero-shot)")
+  wall = time.time() - started
+  with open(os.path.join(results_dir, "RESULTS.md"), "w") as f:
+    f.write(f"# {title}\n\nCommand: `{command.strip()}`; git revision `{git_revision()}`; "
+            f"{platform.machine()}, {os.cpu_count()} CPU cores; wall time of this invocation "
+            f"{wall / 60:.1f} min (stages found done in the workdir are not re-run).\n\n"
+            f"## Dataset\n\nThe replay of online SAC ({sizes.sac_steps} env steps, action "
+            "repeat 2), a mixed / medium-replay style dataset.\n\n"
+            f"{format_statistics_table(stats, task + ' SAC replay')}\n\n"
+            "## World model (holdout)\n\n"
+            f"Ensemble {model_meta['config']['num_members']} x "
+            f"{model_meta['config']['hidden_sizes']}, {report['epochs']} epochs, "
+            f"{report['transitions']} transitions, elites {report['elites']}.\n\n"
+            f"- holdout MSE per member: {np.round(report['holdout_mse'], 5).tolist()}\n"
+            f"- holdout NLL per member (nats/dim): {np.round(report['holdout_nll'], 3).tolist()}\n"
+            f"- elites' MSE per dimension (delta_s..., r): "
+            f"{np.round(report['elite_mse_per_dim'], 5).tolist()}\n"
+            f"- elites' calibration (MSE / predicted variance; 1 = calibrated): "
+            f"{np.round(report['elite_calibration'], 2).tolist()}\n\n"
+            f"## Returns\n\nGrid: {len(next(iter(grids.values())).settings)} "
+            f"cells, {sizes.grid_episodes} episodes per cell and seed; unshifted (default "
+            f"dynamics): {sizes.eval_episodes} episodes per seed, each row with its own "
+            "policy (e.g. its test-time context).\n\n"
+            f"{main_table}\n\n")
+    for name, result in grids.items():
+      f.write(f"### {name} on the grid (mean ± std over seeds)\n\n{result.returns_table()}\n\n"
+              f"![{name}](grid_{_slug(name)}.png)\n\n")
+    for name, values in (linear_r2 or {}).items():
+      values = np.asarray(values, float)
+      values = values[np.isfinite(values)]
+      if values.size:
+        f.write(f"Online linear model of {name} (paper figure 4): one-step-ahead R^2 over an "
+                f"episode, mean {values.mean():.3f}, median {np.median(values):.3f}, min "
+                f"{values.min():.3f} over {values.size} evaluation episodes.\n\n")
+    for a, b in comparisons:
+      f.write(f"### {a} minus {b} per cell (Welch t-test over seeds; ★ p < 0.05)\n\n"
+              f"{grids[a].compare(grids[b]).table()}\n\n")
+    f.write(f"## Settings\n\n{settings_text}\n")
+  with open(os.path.join(results_dir, "results.json"), "w") as f:
+    json.dump({"unshifted": unshifted,
+               "grid_overall": {k: g.overall_mean_std() for k, g in grids.items()}}, f, indent=1)
+  return main_table
