@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import textwrap
 from typing import Any, Callable, Protocol, Sequence
 
 import dm_env
@@ -204,7 +205,8 @@ class GridResult:
     axes.set_yticks(range(len(dampings)), [f"{damping:g}" for damping in dampings])
     axes.set_xlabel("mass")
     axes.set_ylabel("damping")
-    axes.set_title(title)
+    width_chars = max(24, int(12 * (1.0 + 0.9 * len(masses))))  # ~12 characters per inch
+    axes.set_title("\n".join(textwrap.wrap(title, width_chars)), fontsize=10)
     figure.colorbar(image, ax=axes, label="return")
     figure.tight_layout()
     figure.savefig(path, format="png")
