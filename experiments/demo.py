@@ -115,7 +115,7 @@ def _curve(workdir: str) -> dict:
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  start = time.time()
+  start, revision = time.time(), git_revision()  # before any result file is rewritten
   replay_path = os.path.join(_WORKDIR.value, "dataset")
 
   # 1-2. Online SAC; its replay becomes the episodic dataset.
@@ -170,7 +170,7 @@ def main(argv):
   command = "python -m experiments.demo " + " ".join(sys.argv[1:])
   with open(os.path.join(_RESULTS_DIR.value, "RESULTS.md"), "w") as f:
     f.write(f"# Demo results: {_TASK.value}, seed {_SEED.value}\n\n"
-            f"Written by `{command.strip()}` (`make demo`) at git revision `{git_revision()}` "
+            f"Written by `{command.strip()}` (`make demo`) at git revision `{revision}` "
             f"on {platform.machine()} ({os.cpu_count()} CPU cores), wall time {wall / 60:.1f} "
             "min for this invocation (stages resumed from checkpoints take no time).\n\n"
             "Returns are undiscounted episode returns in the real dm_control environment "

@@ -25,7 +25,6 @@ from experiments import train as train_launcher
 from experiments import train_model as model_launcher
 from experiments.configs import ensemble as ensemble_configs
 from experiments.configs import sac as sac_configs
-from experiments.provenance import git_revision
 from worldmodels.data import format_statistics_table, read_metadata
 from worldmodels.models.artifacts import load_ensemble
 
@@ -165,11 +164,16 @@ def run_agents(task: str, sizes: Sizes, workdir: str, dataset: str, model_path: 
   return unshifted, {row: merge_seeds(g) for row, g in seed_grids.items()}, linear_r2
 
 
-def write_results(results_dir: str, title: str, command: str, started: float, task: str,
+def write_results(results_dir: str, title: str, command: str, revision: str, started: float,
+                  task: str,
                   sizes: Sizes, dataset: str, model_path: str, unshifted, grids,
                   comparisons: Sequence[tuple], settings_text: str,
                   linear_r2: Optional[Dict[str, List[float]]] = None) -> str:
-  """Writes ``RESULTS.md``, one heatmap per row, and ``results.json``; returns the main table."""
+  """Writes ``RESULTS.md``, one heatmap per row, and ``results.json``; returns the main table.
+
+  ``revision`` is the code's git revision, taken when the run started (before any result file
+  was rewritten).
+  """
   os.makedirs(results_dir, exist_ok=True)
   stats = read_metadata(dataset)["statistics"]
   _, _, model_meta = load_ensemble(model_path)
@@ -187,7 +191,7 @@ def write_results(results_dir: str, title: str, command: str, started: float, ta
                    f"{name} on {task}: mass x damping (zero-shot)")
   wall = time.time() - started
   with open(os.path.join(results_dir, "RESULTS.md"), "w") as f:
-    f.write(f"# {title}\n\nCommand: `{command.strip()}`; git revision `{git_revision()}`; "
+    f.write(f"# {title}\n\nCommand: `{command.strip()}`; git revision `{revision}`; "
             f"{platform.machine()}, {os.cpu_count()} CPU cores; wall time of this invocation "
             f"{wall / 60:.1f} min (stages found done in the workdir are not re-run).\n\n"
             f"## Dataset\n\nThe replay of online SAC ({sizes.sac_steps} env steps, action "

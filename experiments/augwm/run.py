@@ -18,6 +18,7 @@ from absl import flags
 from absl import logging
 
 from experiments import pipeline
+from experiments.provenance import git_revision
 from experiments.configs import augwm as augwm_configs
 from experiments.configs import mopo as mopo_configs
 from worldmodels.agents.augwm.context import AugWMPolicy
@@ -61,7 +62,7 @@ def _context_policy(mode: str):
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  started = time.time()
+  started, revision = time.time(), git_revision()
   size = (pipeline.Sizes("tiny", 200, min(2, _SEEDS.value), 1, 1, 50) if _TINY.value else
           pipeline.Sizes("demo", _SAC_STEPS.value, _SEEDS.value, _EVAL_EPISODES.value,
                          _GRID_EPISODES.value, None))
@@ -88,7 +89,8 @@ def main(argv):
   h, lam = mopo_configs.TABLE3[_PRESET.value]
   table = pipeline.write_results(
       _RESULTS_DIR.value, f"AugWM vs MOPO on {_TASK.value} (zero-shot mass x damping)",
-      "python -m experiments.augwm.run " + " ".join(sys.argv[1:]), started, _TASK.value, size,
+      "python -m experiments.augwm.run " + " ".join(sys.argv[1:]), revision, started,
+      _TASK.value, size,
       dataset, model, unshifted, grids, comparisons,
       f"Mass and damping factors {factors}. Both agents: (h, lambda) = ({h}, {lam}) (AugWM "
       f"table 3, {_PRESET.value}), {_ROLLOUT_BATCH.value} rollout starts every 1000 updates, "

@@ -18,6 +18,7 @@ from absl import flags
 from absl import logging
 
 from experiments import pipeline
+from experiments.provenance import git_revision
 from experiments.configs import bc as bc_configs
 from experiments.configs import mopo as mopo_configs
 from experiments.configs import td3bc as td3bc_configs
@@ -59,7 +60,7 @@ def mopo_settings(c) -> None:
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  started = time.time()
+  started, revision = time.time(), git_revision()
   size = sizes()
   steps = (lambda full, tiny: tiny if _TINY.value else full)
   dataset = pipeline.ensure_dataset(_TASK.value, size, _WORKDIR.value)
@@ -78,7 +79,8 @@ def main(argv):
   h, lam = mopo_configs.TABLE3[_MOPO_PRESET.value]
   table = pipeline.write_results(
       _RESULTS_DIR.value, f"MOPO baseline on {_TASK.value} (zero-shot mass x damping)",
-      "python -m experiments.mopo.run " + " ".join(sys.argv[1:]), started, _TASK.value, size,
+      "python -m experiments.mopo.run " + " ".join(sys.argv[1:]), revision, started,
+      _TASK.value, size,
       dataset, model, unshifted, grids, [("MOPO", "TD3+BC")],
       f"Mass and damping factors {factors}. MOPO: (h, lambda) = ({h}, {lam}) (AugWM table 3, "
       f"{_MOPO_PRESET.value}), penalty max aleatoric std norm, {_ROLLOUT_BATCH.value} rollout "
