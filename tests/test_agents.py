@@ -8,9 +8,13 @@ import numpy as np
 import optax
 import pytest
 
-from tests.conftest import synthetic_steps
+from tests.conftest import synthetic_steps, tiny_world_model
 from worldmodels.agents import REGISTRY, make_agent
+from worldmodels.agents.augwm import config as augwm_config
+from worldmodels.agents.augwm.learner import AugWMLearner
 from worldmodels.agents.bc import config as bc_config
+from worldmodels.agents.mopo import config as mopo_config
+from worldmodels.agents.mopo.learner import MOPOLearner
 from worldmodels.agents.sac import config as sac_config
 from worldmodels.agents.td3bc import config as td3bc_config
 from worldmodels.agents.td3bc import losses as td3bc_losses
@@ -22,7 +26,15 @@ from worldmodels.training.agent import AgentSpec
 
 SPEC = AgentSpec({"state": (4,)}, 2)
 CONFIGS = {"sac": sac_config.tiny_config, "td3bc": td3bc_config.tiny_config,
-           "bc": bc_config.tiny_config}
+           "bc": bc_config.tiny_config, "mopo": mopo_config.tiny_config,
+           "augwm": augwm_config.tiny_config}
+MODEL_BASED = {"mopo": MOPOLearner, "augwm": AugWMLearner}
+
+
+def _build(name):
+  if name in MODEL_BASED:  # built around an in-memory world model instead of an artifact
+    return MODEL_BASED[name](CONFIGS[name](), SPEC, world_model=tiny_world_model(4, 2))
+  return make_agent(name, CONFIGS[name](), SPEC)
 
 
 def _batch(key, size=32):
@@ -33,16 +45,25 @@ def _batch(key, size=32):
                     {"state": jax.random.normal(k1, (size, 4)) + 0.1})
 
 
+def test_every_registered_agent_is_covered():
+  assert set(REGISTRY) == set(CONFIGS)
+
+
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_agent_contract(name):
-  agent = make_agent(name, CONFIGS[name](), SPEC)
+  agent = _build(name)
+  phase = agent.phases()[0]
+  steps = synthetic_steps((20, 20), obs_dim=4, action_dim=2)
+  data, index = jax.device_put(steps), samplers.build_index(steps)
+  sample = phase.sample or samplers.sample_transitions
+  batch = sample(data, index, jax.random.PRNGKey(1), phase.batch_size)
   state = agent.init(jax.random.PRNGKey(0))
   update = jax.jit(agent.update)
-  new_state, metrics = update(state, _batch(jax.random.PRNGKey(1)))
+  new_state, metrics = update(state, batch)
   assert int(new_state.step) == 1
   assert all(np.isfinite(float(v)) for v in metrics.values())
   # Pure: the same inputs give the same outputs; the input state is untouched.
-  again, _ = update(state, _batch(jax.random.PRNGKey(1)))
+  again, _ = update(state, batch)
   jax.tree_util.tree_map(np.testing.assert_array_equal, new_state, again)
   action = agent.act(new_state, {"state": jnp.ones((5, 4))}, jax.random.PRNGKey(2), True)
   assert action.shape == (5, 2)
