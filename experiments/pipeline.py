@@ -15,6 +15,7 @@ import platform
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from absl import flags
 import numpy as np
 
 from benchmarks.envs import make_env_factory
@@ -24,6 +25,7 @@ from benchmarks.shifts.perturbations import grid, make_shifted_env_factory
 from experiments import train as train_launcher
 from experiments import train_model as model_launcher
 from experiments.configs import ensemble as ensemble_configs
+from experiments.configs import mopo as mopo_configs
 from experiments.configs import sac as sac_configs
 from worldmodels.data import format_statistics_table, read_metadata
 from worldmodels.models.artifacts import load_ensemble
@@ -65,6 +67,58 @@ class Sizes:
 
 def default_policy(agent, state):
   return agent_policy(agent, state)
+
+
+class CommonFlags:
+  """The flags every zero-shot experiment program shares (define once, in ``__main__`` only)."""
+
+  def __init__(self, results_dir: str):
+    self.task = flags.DEFINE_string("task", "cheetah-run", "dm_control task.")
+    self.seeds = flags.DEFINE_integer("seeds", 3, "Seeds per agent.")
+    self.workdir = flags.DEFINE_string(
+        "workdir", "runs/mopo", "Runs, dataset and model (shared by the MOPO and AugWM runs).")
+    self.results_dir = flags.DEFINE_string("results_dir", results_dir,
+                                           "Where results are written.")
+    self.sac_steps = flags.DEFINE_integer("sac_steps", 40_000,
+                                          "Env steps of the behaviour SAC (the dataset).")
+    self.model_epochs = flags.DEFINE_integer(
+        "model_max_epochs", 100, "Cap on ensemble epochs (early stopping may end it sooner).")
+    self.preset = flags.DEFINE_string("preset", "halfcheetah-mixed",
+                                      "AugWM table-3 preset giving (h, lambda).")
+    self.rollout_batch = flags.DEFINE_integer("rollout_batch", 10_000, "Model rollout starts.")
+    self.factors = flags.DEFINE_list("factors", ["0.5", "1.0", "1.5"],
+                                     "Mass and damping factors of the grid.")
+    self.grid_episodes = flags.DEFINE_integer("grid_episodes", 2,
+                                              "Episodes per grid cell and seed.")
+    self.eval_episodes = flags.DEFINE_integer("eval_episodes", 10,
+                                              "Unshifted evaluation episodes per seed.")
+    self.tiny = flags.DEFINE_bool("tiny", False, "Smoke-test sizes (seconds).")
+
+  def sizes(self) -> Sizes:
+    if self.tiny.value:
+      return Sizes("tiny", 200, min(2, self.seeds.value), 1, 1, 50)
+    return Sizes("demo", self.sac_steps.value, self.seeds.value, self.eval_episodes.value,
+                 self.grid_episodes.value, None)
+
+  def steps(self, full: int) -> int:
+    """Updates per seed: ``full``, or 40 at smoke-test size."""
+    return 40 if self.tiny.value else full
+
+  def grid_factors(self) -> List[float]:
+    return [float(f) for f in self.factors.value]
+
+  def model_based(self, c) -> None:
+    """Table-3 (h, lambda) and the rollout batch (tiny runs keep the tiny preset's sizes)."""
+    if not self.tiny.value:
+      c.agent.horizon, c.agent.penalty_coef = mopo_configs.TABLE3[self.preset.value]
+      c.agent.rollout_batch_size = self.rollout_batch.value
+
+  def prepare(self) -> tuple:
+    """``(sizes, dataset path, model path)``, building what is missing."""
+    size = self.sizes()
+    dataset = ensure_dataset(self.task.value, size, self.workdir.value)
+    model = ensure_model(dataset, self.workdir.value, self.tiny.value, self.model_epochs.value)
+    return size, dataset, model
 
 
 def _configure(c, task, sizes: Sizes, workdir, stage, steps, seed):
