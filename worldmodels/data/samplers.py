@@ -11,7 +11,7 @@ episode is repeated at its start), so no frame is duplicated in memory.
 
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from typing import Dict
 
 import chex
 import flax.struct
@@ -214,14 +214,6 @@ def sample_sequences(steps: Steps, index: EpisodeIndex, starts: jax.Array, key: 
       is_first=steps.is_first[ids],
       is_last=steps.is_last[ids],
       is_terminal=steps.is_terminal[ids])
-
-
-def select_observation(steps: Steps, keys: Sequence[str]) -> Steps:
-  """Keeps only the named observation entries (e.g. to drop pixels before a state agent)."""
-  missing = [k for k in keys if k not in steps.observation]
-  if missing:
-    raise KeyError(f"observation keys {missing} not in dataset (has {sorted(steps.observation)})")
-  return steps.replace(observation={k: steps.observation[k] for k in keys})
 
 
 def all_transitions(steps: Steps, observation_key: str = "state"):

@@ -163,15 +163,14 @@ class Ensemble:
     Returns:
       ``mean, logvar``, each ``[E, B, S + 1]``.
     """
+    return self._apply(model, state, action)[:2]
+
+  def _apply(self, model: EnsembleModel, state, action):
+    """``(mean, logvar, termination logit)`` of every member; inputs as in :meth:`apply_all`."""
     x = self._inputs(model, state, action)
     if x.ndim == 2:
       x = jnp.broadcast_to(x, (self.config.num_members,) + x.shape)
     chex.assert_shape(x, (self.config.num_members, None, self.state_dim + self.action_dim))
-    return self.network.apply(model.params, x)[:2]
-
-  def _apply_with_termination(self, model: EnsembleModel, state, action):
-    x = self._inputs(model, state, action)
-    x = jnp.broadcast_to(x, (self.config.num_members,) + x.shape)
     return self.network.apply(model.params, x)
 
   def step(self, model: EnsembleModel, state: jax.Array, action: jax.Array,
@@ -187,7 +186,7 @@ class Ensemble:
       elite used), and the all-member ``mean`` / ``logvar`` ``[E, B, S + 1]`` for uncertainty
       penalties.
     """
-    mean, logvar, logit = self._apply_with_termination(model, state, action)
+    mean, logvar, logit = self._apply(model, state, action)
     batch = state.shape[0]
     pick_key, noise_key = jax.random.split(key)
     member = model.elites[jax.random.randint(pick_key, (batch,), 0, model.elites.shape[0])]

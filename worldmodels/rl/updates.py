@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, Callable, Tuple
 
 import jax
-import jax.numpy as jnp
 import optax
 
 PyTree = Any
@@ -36,11 +35,3 @@ def make_adam(learning_rate: float, grad_clip: float | None = None,
   """Adam with optional global-norm gradient clipping."""
   adam = optax.adam(learning_rate, eps=eps)
   return optax.chain(optax.clip_by_global_norm(grad_clip), adam) if grad_clip else adam
-
-
-def prefix(metrics: dict, name: str) -> dict:
-  return {f"{name}/{k}": v for k, v in metrics.items()}
-
-
-def mean_abs(x: jax.Array) -> jax.Array:
-  return jnp.mean(jnp.abs(x))

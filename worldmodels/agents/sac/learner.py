@@ -107,7 +107,3 @@ class SACLearner:
     c = self.config
     return [Phase("sac", "online", c.num_steps, self.update, c.batch_size,
                   random_steps=c.random_steps, learning_starts=c.learning_starts)]
-
-  def offline_phases(self, num_steps: int) -> Sequence[Phase]:
-    """SAC trained on a fixed dataset (used by model-based agents' policy phases)."""
-    return [Phase("sac", "offline", num_steps, self.update, self.config.batch_size)]
