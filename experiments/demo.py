@@ -26,7 +26,7 @@ import numpy as np
 
 from benchmarks.envs import make_env
 from experiments import train as train_launcher
-from experiments.provenance import git_revision
+from worldmodels.provenance import git_revision
 from experiments.configs import bc as bc_configs
 from experiments.configs import sac as sac_configs
 from experiments.configs import td3bc as td3bc_configs

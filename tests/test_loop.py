@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -16,7 +17,8 @@ from worldmodels.agents.sac import config as sac_config
 from worldmodels.agents.td3bc import config as td3bc_config
 from worldmodels.training.agent import AgentSpec, Phase
 from worldmodels.training.checkpoint import Checkpointer
-from worldmodels.training.loop import LoopConfig, NonFiniteLossError, train
+from worldmodels.training.loop import (LoopConfig, NonFiniteLossError, restore_snapshot,
+                                      snapshot_steps, train)
 
 SPEC = AgentSpec({"state": (4,)}, 2, {"state": np.zeros(4)}, {"state": np.ones(4)})
 LOOP = LoopConfig(steps_per_chunk=25, eval_every=0, eval_episodes=0, checkpoint_every=50,
@@ -88,3 +90,35 @@ def test_online_sac_collects_evaluates_and_exports(tmp_path):
   # A finished run resumes to the same state without training again.
   again = train(agent, workdir=str(tmp_path), loop=loop, env_factory=factory)
   _assert_same(again.state, result.state)
+
+
+def test_online_resume_at_an_episode_boundary_equals_uninterrupted(tmp_path):
+  """Chunks of one episode: the resumed run replays the environment resets and the random
+  actions' generator, so its replay, snapshots and final state match an uninterrupted run."""
+  factory = make_env_factory("walker-walk", episode_length=20)
+  config = sac_config.tiny_config()
+  config.num_steps, config.random_steps, config.learning_starts = 100, 50, 30
+  loop = LoopConfig(steps_per_chunk=20, eval_every=0, eval_episodes=0, checkpoint_every=40,
+                    snapshot_every=40, replay_capacity=1000, log_every_seconds=60.0)
+  agent = make_agent("sac", config, AgentSpec({"state": (24,)}, 6))
+  reference = train(agent, workdir=str(tmp_path / "a"), loop=loop, env_factory=factory)
+
+  phase = agent.phases()[0]
+
+  def failing_update(state, batch):  # NaN from the 26th update on (env step 56): chunk 40..60
+    state, metrics = agent.update(state, batch)
+    return state, {k: jax.numpy.where(state.step > 25, np.nan, v) for k, v in metrics.items()}
+
+  interrupted = dataclasses.replace(phase, update=failing_update)
+  with pytest.raises(NonFiniteLossError):
+    train(agent, workdir=str(tmp_path / "b"), loop=loop, env_factory=factory,
+          phases=[interrupted])
+  assert Checkpointer(str(tmp_path / "b")).latest_step() == 40  # inside the random steps
+  resumed = train(agent, workdir=str(tmp_path / "b"), loop=loop, env_factory=factory)
+  _assert_same(resumed.state, reference.state)
+  _assert_same(resumed.replay, reference.replay)
+  assert snapshot_steps(str(tmp_path / "b")) == [40, 80, 100]
+  _assert_same(restore_snapshot(agent, str(tmp_path / "b"), 80),
+               restore_snapshot(agent, str(tmp_path / "a"), 80))
+  with pytest.raises(FileNotFoundError, match=r"no snapshot at step 60.*\[40, 80, 100\]"):
+    restore_snapshot(agent, str(tmp_path / "b"), 60)

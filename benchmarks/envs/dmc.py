@@ -5,7 +5,10 @@
 * ``"state"``: float32 ``[D]``, every suite observation entry flattened and concatenated in the
   suite's key order (``obs_type`` "state" or "both");
 * ``"pixels"``: uint8 ``[H, W, 3 * frame_stack]``, the last ``frame_stack`` rendered frames
-  concatenated on the channel axis (``obs_type`` "pixels" or "both").
+  concatenated on the channel axis (``obs_type`` "pixels" or "both");
+* ``"physics"`` (with ``record_physics=True``): float32 ``[P]``, the MuJoCo state
+  ``physics.get_state()`` (qpos, qvel, act), from which pixels can be rendered later
+  (``set_physics_state`` then ``render``) without re-running the policy.
 
 Each agent step repeats its action ``action_repeat`` times (rewards summed, discounts
 multiplied), so the suite's 1000-frame episodes last ``1000 / action_repeat`` agent steps.
@@ -96,14 +99,16 @@ class DMCEnv(dm_env.Environment):
   """
 
   def __init__(self, suite_env: control.Environment, task_name: str, *, obs_type: str,
-               action_repeat: int, image_size: int, camera_id: int, frame_stack: int):
+               action_repeat: int, image_size: int, camera_id: int, frame_stack: int,
+               record_physics: bool = False):
     self.task_name = task_name
+    self.camera_id = camera_id
+    self._record_physics = record_physics
     self.action_repeat = action_repeat
     self._env = suite_env
     self._use_state = obs_type in ("state", "both")
     self._use_pixels = obs_type in ("pixels", "both")
     self._image_size = image_size
-    self._camera_id = camera_id
     self._frames: collections.deque[np.ndarray] = collections.deque(maxlen=frame_stack)
     self._needs_reset = True
 
@@ -116,6 +121,9 @@ class DMCEnv(dm_env.Environment):
     if self._use_state:
       state_dim = sum(int(np.prod(spec.shape)) for spec in suite_env.observation_spec().values())
       self._observation_spec["state"] = specs.Array((state_dim,), np.float32, name="state")
+    if record_physics:
+      self._observation_spec["physics"] = specs.Array(
+          suite_env.physics.get_state().shape, np.float32, name="physics")
     if self._use_pixels:
       self._observation_spec["pixels"] = specs.Array(
           (image_size, image_size, 3 * frame_stack), np.uint8, name="pixels")
@@ -174,15 +182,29 @@ class DMCEnv(dm_env.Environment):
     if self._use_state:
       observation["state"] = np.concatenate(
           [np.asarray(value, np.float32).ravel() for value in suite_observation.values()])
+    if self._record_physics:
+      observation["physics"] = self._env.physics.get_state().astype(np.float32)
     if self._use_pixels:
       observation["pixels"] = np.concatenate(self._frames, axis=-1)
     return observation
 
-  def _render(self) -> np.ndarray:
+  def set_physics_state(self, physics_state: np.ndarray) -> None:
+    """Puts the simulator in a recorded state (``[P]``, as in the ``"physics"`` observation)
+    and recomputes everything derived from it, so ``render`` shows that state."""
+    physics = self._env.physics
+    with physics.reset_context():
+      physics.set_state(np.asarray(physics_state, np.float64))
+
+  def render(self, image_size: int | None = None) -> np.ndarray:
+    """Renders the current simulator state, uint8 ``[S, S, 3]`` (S: ``image_size`` or the
+    environment's own size), with this environment's camera."""
+    return self._render(image_size)
+
+  def _render(self, image_size: int | None = None) -> np.ndarray:
     """Returns the current frame, uint8 ``[image_size, image_size, 3]``."""
+    size = image_size or self._image_size
     try:
-      return self._env.physics.render(
-          height=self._image_size, width=self._image_size, camera_id=self._camera_id)
+      return self._env.physics.render(height=size, width=size, camera_id=self.camera_id)
     except Exception as error:  # Any backend failure: EGL, OSMesa, GLFW or none at all.
       raise _rendering_error(error) from error
 
@@ -218,7 +240,8 @@ def _load_suite_env(domain: str, task: str, seed: int, needs_rendering: bool,
 
 def make_env(task: str, *, obs_type: str = "state", action_repeat: int = 2,
              image_size: int = 64, camera_id: int | None = None, frame_stack: int = 1,
-             seed: int = 0, episode_length: int | None = None) -> DMCEnv:
+             seed: int = 0, episode_length: int | None = None,
+             record_physics: bool = False) -> DMCEnv:
   """Makes a dm_control suite environment.
 
   Args:
@@ -233,6 +256,7 @@ def make_env(task: str, *, obs_type: str = "state", action_repeat: int = 2,
       same observations.
     episode_length: agent steps per episode (None: the suite's limit, 1000 frames for the
       standard tasks, i.e. 500 steps at action repeat 2). Shorter episodes make tiny test runs.
+    record_physics: add the ``"physics"`` observation (the MuJoCo state, float32 ``[P]``).
 
   Returns:
     A ``DMCEnv`` (a ``dm_env.Environment``) with dict observations.
@@ -259,7 +283,8 @@ def make_env(task: str, *, obs_type: str = "state", action_repeat: int = 2,
   if camera_id is None:
     camera_id = _DOMAIN_CAMERA_IDS.get(domain, _DEFAULT_CAMERA_ID)
   return DMCEnv(suite_env, task, obs_type=obs_type, action_repeat=action_repeat,
-                image_size=image_size, camera_id=camera_id, frame_stack=frame_stack)
+                image_size=image_size, camera_id=camera_id, frame_stack=frame_stack,
+                record_physics=record_physics)
 
 
 def make_env_factory(task: str, **kwargs: Any) -> Callable[[int], DMCEnv]:

@@ -20,7 +20,7 @@ from absl import logging
 from experiments import pipeline
 from experiments.configs import augwm as augwm_configs
 from experiments.configs import mopo as mopo_configs
-from experiments.provenance import git_revision
+from worldmodels.provenance import git_revision
 from worldmodels.agents.augwm.context import AugWMPolicy
 
 

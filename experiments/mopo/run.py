@@ -21,7 +21,7 @@ from experiments import pipeline
 from experiments.configs import bc as bc_configs
 from experiments.configs import mopo as mopo_configs
 from experiments.configs import td3bc as td3bc_configs
-from experiments.provenance import git_revision
+from worldmodels.provenance import git_revision
 
 
 def main(argv, common: pipeline.CommonFlags, mopo_steps, td3bc_steps, bc_steps):

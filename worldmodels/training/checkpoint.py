@@ -11,14 +11,15 @@ import orbax.checkpoint as ocp
 
 
 class Checkpointer:
-  """Saves and restores one pytree per step under ``<workdir>/checkpoints``.
+  """Saves and restores one pytree per step under ``<workdir>/<subdirectory>``.
 
   Saves are synchronous, so a checkpoint on disk is always complete; the newest
-  ``max_to_keep`` are kept.
+  ``max_to_keep`` are kept (None: all of them).
   """
 
-  def __init__(self, workdir: str, max_to_keep: int = 2):
-    self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+  def __init__(self, workdir: str, max_to_keep: int | None = 2,
+               subdirectory: str = "checkpoints"):
+    self.directory = os.path.join(os.path.abspath(workdir), subdirectory)
     self._manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
@@ -26,6 +27,10 @@ class Checkpointer:
 
   def latest_step(self) -> Optional[int]:
     return self._manager.latest_step()
+
+  def all_steps(self) -> list[int]:
+    """Steps of every checkpoint on disk, ascending."""
+    return sorted(self._manager.all_steps())
 
   def save(self, step: int, tree: Any) -> None:
     tree = jax.tree_util.tree_map(np.asarray, tree)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -51,6 +52,9 @@ class LoopConfig:
     seed: the run's seed (agent init, sampling, environments).
     max_to_keep: checkpoints kept on disk.
     log_every_seconds: at most one progress line per this many seconds.
+    snapshot_every: steps between snapshots of the agent state alone, kept forever under
+      ``<workdir>/snapshots/<step>`` (0: none). Behaviour-policy training uses them to pick
+      the checkpoints that generate datasets (V-D4RL: every 10,000 frames).
   """
 
   steps_per_chunk: int = 1000
@@ -61,6 +65,44 @@ class LoopConfig:
   seed: int = 0
   max_to_keep: int = 2
   log_every_seconds: float = 5.0
+  snapshot_every: int = 0
+
+
+SNAPSHOT_DIRECTORY = "snapshots"
+
+
+def restore_snapshot(agent, workdir: str, step: int, key: jax.Array | None = None) -> Any:
+  """The agent state saved at ``step`` by a run with ``LoopConfig.snapshot_every``.
+
+  Args:
+    agent: an agent built like the one that was trained (its ``init`` gives the structure).
+    workdir: the run's working directory.
+    step: a snapshot step (see :func:`snapshot_steps`).
+    key: key for the structure-giving ``init`` (its values are discarded).
+
+  Raises:
+    FileNotFoundError: no snapshot at ``step`` (the message lists those on disk).
+  """
+  checkpointer = Checkpointer(workdir, None, SNAPSHOT_DIRECTORY)
+  steps = checkpointer.all_steps()
+  if step not in steps:
+    checkpointer.close()
+    raise FileNotFoundError(f"no snapshot at step {step} in {checkpointer.directory}; "
+                            f"snapshots on disk: {steps}.")
+  like = agent.init(jax.random.PRNGKey(0) if key is None else key)
+  state = checkpointer.restore(step, like)
+  checkpointer.close()
+  return state
+
+
+def snapshot_steps(workdir: str) -> List[int]:
+  """Steps of the agent snapshots a run saved (ascending; empty if none)."""
+  if not os.path.isdir(os.path.join(workdir, SNAPSHOT_DIRECTORY)):
+    return []
+  checkpointer = Checkpointer(workdir, None, SNAPSHOT_DIRECTORY)
+  steps = checkpointer.all_steps()
+  checkpointer.close()
+  return steps
 
 
 @dataclasses.dataclass
@@ -223,6 +265,8 @@ def train(agent, *, workdir: str, loop: LoopConfig, env_factory: Optional[EnvFac
 
   logger = MetricsLogger(workdir)
   checkpointer = Checkpointer(workdir, loop.max_to_keep)
+  snapshotter = (Checkpointer(workdir, None, SNAPSHOT_DIRECTORY) if loop.snapshot_every > 0
+                 else None)
   has_online = any(p.kind == "online" for p in phases)
   init_key, loop_key = jax.random.split(jax.random.PRNGKey(loop.seed))
   carry = {
@@ -232,6 +276,8 @@ def train(agent, *, workdir: str, loop: LoopConfig, env_factory: Optional[EnvFac
       "phase_step": np.asarray(0, np.int32),
       "replay": (replay_lib.init_replay(loop.replay_capacity, spec.observation_shapes,
                                         obs_dtypes, spec.action_dim) if has_online else {}),
+      # Online phases: episodes finished so far (a resume replays as many environment resets).
+      "episodes": np.asarray(0, np.int32) if has_online else {},
   }
   start = checkpointer.latest_step()
   if start is not None:
@@ -279,8 +325,14 @@ def train(agent, *, workdir: str, loop: LoopConfig, env_factory: Optional[EnvFac
     else:
       chunk_fn = _make_online_chunk(phase)
       env = env_factory(loop.seed)
+      # Resuming: advance the environment's and the random actions' generators to where the
+      # interrupted run was, so a run resumed at an episode boundary (steps_per_chunk a
+      # multiple of the episode length) collects exactly what an uninterrupted one would.
+      for _ in range(int(carry["episodes"])):
+        env.reset()
       collector = _EpisodeCollector(env, spec.action_dim, obs_dtypes)
-      rng = np.random.default_rng([loop.seed, phase_index, step])
+      rng = np.random.default_rng([loop.seed, phase_index, 0])
+      rng.uniform(-1.0, 1.0, (min(step, phase.random_steps), spec.action_dim))
     last_print = 0.0
     while step < phase.num_steps:
       length = min(loop.steps_per_chunk, phase.num_steps - step)
@@ -303,6 +355,8 @@ def train(agent, *, workdir: str, loop: LoopConfig, env_factory: Optional[EnvFac
         carry["agent"], carry["key"], carry["replay"], metrics = chunk_fn(
             carry["agent"], carry["key"], carry["replay"], block, np.int32(len(rows)),
             np.int32(num_updates), length)
+        carry["episodes"] = np.asarray(int(carry["episodes"]) + len(collector.completed_returns),
+                                       np.int32)
         if collector.completed_returns:
           metrics = dict(metrics, episode_return=float(np.mean(collector.completed_returns)))
           collector.completed_returns.clear()
@@ -313,6 +367,9 @@ def train(agent, *, workdir: str, loop: LoopConfig, env_factory: Optional[EnvFac
       crossed = lambda every: every > 0 and step // every > previous // every
       if crossed(loop.eval_every) or step == phase.num_steps:
         run_eval(phase, step, progress)
+      if (snapshotter is not None and (crossed(loop.snapshot_every) or step == phase.num_steps)
+          and global_offset + step not in snapshotter.all_steps()):  # a resume may redo steps
+        snapshotter.save(global_offset + step, carry["agent"])
       if crossed(loop.checkpoint_every) or step == phase.num_steps:
         save(phase_index, step)
       if time.time() - last_print >= loop.log_every_seconds or step == phase.num_steps:
@@ -323,6 +380,8 @@ def train(agent, *, workdir: str, loop: LoopConfig, env_factory: Optional[EnvFac
     carry["phase_step"] = np.asarray(0, np.int32)
 
   checkpointer.close()
+  if snapshotter is not None:
+    snapshotter.close()
   replay_steps = None
   if has_online:
     try:

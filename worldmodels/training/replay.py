@@ -111,7 +111,8 @@ def sample_replay(replay: Replay, key: jax.Array, batch_size: int, rounds: int =
 def replay_to_steps(replay: Replay) -> Steps:
   """The complete episodes held in the ring, oldest first, as host :class:`Steps`.
 
-  Drops a partial episode at either end (overwritten start, unfinished end).
+  Drops partial episodes: at either end (overwritten start, unfinished end) and any left
+  unfinished by a resume.
   """
   host = jax.tree_util.tree_map(np.asarray, replay.steps)
   size, pos, capacity = int(replay.size), int(replay.insert_pos), replay.capacity
@@ -121,8 +122,13 @@ def replay_to_steps(replay: Replay) -> Steps:
   lasts = np.flatnonzero(ordered.is_last)
   if firsts.size == 0 or lasts.size == 0:
     raise ValueError("replay_to_steps: the replay holds no complete episode yet.")
-  begin = firsts[0]
-  ends = lasts[lasts >= begin]
-  if ends.size == 0:
+  # Whole episodes only: from an is_first step to the is_last step that closes it (an episode
+  # cut short by a resume that restarted the environment mid-episode has no is_last).
+  segment_ends = np.append(firsts[1:], size)
+  keep = np.zeros(size, bool)
+  for begin, end in zip(firsts, segment_ends):
+    if ordered.is_last[end - 1]:
+      keep[begin:end] = True
+  if not keep.any():
     raise ValueError("replay_to_steps: the replay holds no complete episode yet.")
-  return jax.tree_util.tree_map(lambda x: x[begin:ends[-1] + 1], ordered)
+  return jax.tree_util.tree_map(lambda x: x[keep], ordered)

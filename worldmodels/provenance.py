@@ -9,7 +9,7 @@ import subprocess
 def git_revision() -> str:
   """Short hash of HEAD, with ``+dirty`` when tracked files have uncommitted changes (new
   untracked files, such as the results being written, do not count)."""
-  here = os.path.dirname(os.path.abspath(__file__))
+  here = os.path.dirname(os.path.abspath(__file__))  # inside the repository checkout
   try:
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                          text=True, check=True, cwd=here).stdout.strip()
