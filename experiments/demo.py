@@ -1,191 +1,45 @@
-r"""The README's main job (``make demo``): online SAC -> episodic dataset -> offline TD3+BC and BC.
+r"""The README's main job (``make demo``): AugWM vs MOPO at small scale, zero-shot.
 
-1. Train SAC online on a dm_control task (walker-walk by default, action repeat 2).
-2. Save its replay as an episodic dataset and print the dataset's statistics.
-3. Train TD3+BC and BC offline on that dataset.
-4. Evaluate everything, and a uniform random policy, in the real environment; print a table of
-   returns, write ``RESULTS.md`` and ``learning_curves.png`` (default: beside this file).
+dataset -> world model -> MOPO and AugWM -> zero-shot mass x damping grid, on cheetah-run:
 
-Each stage resumes from its checkpoints when rerun with the same ``--workdir``.
+1. Dataset: the replay of online SAC (30,000 env steps, action repeat 2), an episodic dataset.
+2. World model: a 7-member probabilistic ensemble (4 x 200), at most 20 epochs.
+3. Agents: MOPO and AugWM (DAS augmentation, context appended to actor and critic), 10,000
+   updates each, one seed.
+4. Evaluation in the real environment: unshifted returns, then a 3 x 3 grid of mass x damping
+   factors {0.5, 1.0, 1.5}; AugWM with the default context (z = 1) and with the test-time
+   context of its online linear model (algorithm 2).
+5. ``RESULTS.md``, one heatmap per agent and per-cell differences (default: beside this file,
+   ``experiments/demo/``).
 
-  python -m experiments.demo [--task=walker-walk] [--seed=0] [--workdir=runs/demo]
+About 15 minutes on 2 CPU cores. Every stage resumes from its checkpoints when rerun with the same
+``--workdir``. The same program at larger sizes is ``experiments.augwm.run`` (same flags).
+
+  python -m experiments.demo [--task=cheetah-run] [--workdir=runs/demo] [--tiny]
 """
 
 from __future__ import annotations
 
-import json
 import os
-import platform
-import sys
-import time
 
 from absl import app
 from absl import flags
-from absl import logging
-import numpy as np
 
-from benchmarks.envs import make_env
-from experiments import train as train_launcher
-from worldmodels.provenance import git_revision
-from experiments.configs import bc as bc_configs
-from experiments.configs import sac as sac_configs
-from experiments.configs import td3bc as td3bc_configs
-from worldmodels.data import format_statistics_table, read_metadata
-from worldmodels.training.logging import read_jsonl
+from experiments import pipeline
+from experiments.augwm import run as augwm_run
 
-_TASK = flags.DEFINE_string("task", "walker-walk", "dm_control task, domain-task.")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of every stage.")
-_WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Checkpoints, logs and the dataset.")
-_RESULTS_DIR = flags.DEFINE_string(
-    "results_dir", os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo"),
-    "Where RESULTS.md and learning_curves.png are written.")
-_SAC_STEPS = flags.DEFINE_integer("sac_steps", 40_000, "Online SAC environment steps.")
-_TD3BC_STEPS = flags.DEFINE_integer("td3bc_steps", 20_000, "TD3+BC updates.")
-_BC_STEPS = flags.DEFINE_integer("bc_steps", 10_000, "BC updates.")
-_EVAL_EPISODES = flags.DEFINE_integer("eval_episodes", 10, "Final evaluation episodes.")
-_TINY = flags.DEFINE_bool(
-    "tiny", False, "Smoke-test size: tiny networks, 50-step episodes, a few hundred steps.")
-
-
-def _budgets() -> dict:
-  if _TINY.value:
-    return dict(preset="tiny", sac=200, td3bc=100, bc=100, eval_episodes=1, episode_length=50,
-                sac_eval_every=100)
-  return dict(preset="demo", sac=_SAC_STEPS.value, td3bc=_TD3BC_STEPS.value, bc=_BC_STEPS.value,
-              eval_episodes=_EVAL_EPISODES.value, episode_length=None, sac_eval_every=5_000)
-
-
-def _stage_config(configs, preset: str, stage: str, steps: int, episode_length):
-  c = configs.get_config(preset)
-  c.env.task = _TASK.value
-  c.env.episode_length = episode_length
-  c.seed = _SEED.value
-  c.workdir = os.path.join(_WORKDIR.value, stage)
-  c.agent.num_steps = steps
-  return c
-
-
-def random_policy_returns(task: str, episodes: int, seed: int,
-                          episode_length=None) -> np.ndarray:
-  """Returns of uniform random actions (the baseline SAC must beat), on the evaluation seeds."""
-  rng = np.random.default_rng(seed)
-  returns = []
-  for episode in range(episodes):
-    env = make_env(task, seed=10_000 + seed * 1000 + episode, episode_length=episode_length)
-    spec = env.action_spec()
-    timestep, total = env.reset(), 0.0
-    while not timestep.last():
-      timestep = env.step(rng.uniform(spec.minimum, spec.maximum).astype(np.float32))
-      total += float(timestep.reward or 0.0)
-    returns.append(total)
-  return np.asarray(returns)
-
-
-def plot_curves(path: str, curves: dict, random_mean: float) -> None:
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-  sac = curves["SAC (online)"]
-  axes[0].errorbar(sac["step"], sac["mean"], yerr=sac["std"], marker="o", capsize=3,
-                   label="SAC (online)")
-  axes[0].set_xlabel("environment steps (action repeat 2)")
-  axes[0].set_title(f"online SAC, {_TASK.value}")
-  for name in ("TD3+BC (offline)", "BC (offline)"):
-    c = curves[name]
-    axes[1].errorbar(c["step"], c["mean"], yerr=c["std"], marker="o", capsize=3, label=name)
-  axes[1].set_xlabel("gradient updates")
-  axes[1].set_title("offline, on the SAC replay dataset")
-  for ax in axes:
-    ax.axhline(random_mean, color="gray", linestyle="--", label="random policy")
-    ax.set_ylabel("episode return")
-    ax.grid(alpha=0.3)
-    ax.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
-
-
-def _curve(workdir: str) -> dict:
-  rows = read_jsonl(os.path.join(workdir, "eval.jsonl"))
-  return {"step": [r["step"] for r in rows], "mean": [r["return_mean"] for r in rows],
-          "std": [r["return_std"] for r in rows]}
-
-
-def main(argv):
-  del argv
-  logging.set_verbosity(logging.WARNING)
-  start, revision = time.time(), git_revision()  # before any result file is rewritten
-  replay_path = os.path.join(_WORKDIR.value, "dataset")
-
-  # 1-2. Online SAC; its replay becomes the episodic dataset.
-  b = _budgets()
-  sac = _stage_config(sac_configs, b["preset"], "sac", b["sac"], b["episode_length"])
-  if not os.path.exists(os.path.join(replay_path, "metadata.json")):
-    sac.save_replay = replay_path
-  sac.loop.eval_every = sac.loop.checkpoint_every = b["sac_eval_every"]
-  sac.loop.replay_capacity = b["sac"] + b["sac"] // 10 + 10
-  sac.loop.eval_episodes = min(5, b["eval_episodes"])
-  print(f"== 1/3 SAC online on {_TASK.value} for {b['sac']} env steps", flush=True)
-  train_launcher.run(sac)
-  sac_eval = read_jsonl(os.path.join(sac.workdir, "eval.jsonl"))[-1]
-  metadata = read_metadata(replay_path)
-  stats_table = format_statistics_table(metadata["statistics"], f"{_TASK.value} SAC replay")
-  print(stats_table, flush=True)
-
-  # 3. Offline agents on the dataset.
-  results, budgets = {}, {}
-  for number, name, configs, stage in ((2, "TD3+BC", td3bc_configs, "td3bc"),
-                                       (3, "BC", bc_configs, "bc")):
-    c = _stage_config(configs, b["preset"], stage, b[stage], b["episode_length"])
-    c.dataset.path = replay_path
-    c.loop.eval_episodes = b["eval_episodes"]
-    c.loop.eval_every = max(b[stage] // 4, 1)
-    print(f"== {number}/3 {name} offline for {b[stage]} updates", flush=True)
-    train_launcher.run(c)
-    results[name] = read_jsonl(os.path.join(c.workdir, "eval.jsonl"))[-1]
-    budgets[name] = b[stage]
-
-  random_returns = random_policy_returns(_TASK.value, b["eval_episodes"], _SEED.value,
-                                         b["episode_length"])
-  rows = [("random policy", "-", random_returns.mean(), random_returns.std(),
-           len(random_returns)),
-          ("SAC (online)", f"{b['sac']} env steps", sac_eval["return_mean"],
-           sac_eval["return_std"], int(sac_eval["episodes"]))]
-  rows += [(f"{name} (offline)", f"{budgets[name]} updates", r["return_mean"], r["return_std"],
-            int(r["episodes"])) for name, r in results.items()]
-  table = ["| Agent | Budget | Return mean | Return std | Episodes |",
-           "| --- | --- | ---: | ---: | ---: |"]
-  table += [f"| {a} | {bud} | {m:.1f} | {sd:.1f} | {n} |" for a, bud, m, sd, n in rows]
-  table = "\n".join(table)
-  print(table)
-
-  os.makedirs(_RESULTS_DIR.value, exist_ok=True)
-  plot_path = os.path.join(_RESULTS_DIR.value, "learning_curves.png")
-  plot_curves(plot_path, {"SAC (online)": _curve(sac.workdir),
-                          "TD3+BC (offline)": _curve(os.path.join(_WORKDIR.value, "td3bc")),
-                          "BC (offline)": _curve(os.path.join(_WORKDIR.value, "bc"))},
-              float(random_returns.mean()))
-  wall = time.time() - start
-  command = "python -m experiments.demo " + " ".join(sys.argv[1:])
-  with open(os.path.join(_RESULTS_DIR.value, "RESULTS.md"), "w") as f:
-    f.write(f"# Demo results: {_TASK.value}, seed {_SEED.value}\n\n"
-            f"Written by `{command.strip()}` (`make demo`) at git revision `{revision}` "
-            f"on {platform.machine()} ({os.cpu_count()} CPU cores), wall time {wall / 60:.1f} "
-            "min for this invocation (stages resumed from checkpoints take no time).\n\n"
-            "Returns are undiscounted episode returns in the real dm_control environment "
-            f"({'50-step tiny' if _TINY.value else '1000-frame'} episodes, action repeat 2); "
-            "evaluation episodes use env seeds 10000+.\n\n"
-            f"{table}\n\n## The SAC replay dataset\n\n{stats_table}\n\n"
-            "Configs: `experiments/configs/{sac,td3bc,bc}.py:demo` with the step budgets above; "
-            "SAC: 256x256 networks, batch 256, 1 update per env step after 2,000 random steps. "
-            "TD3+BC: alpha 2.5, standardised states. BC: MSE, standardised states.\n\n"
-            "![learning curves](learning_curves.png)\n")
-    f.write("\n```json\n" + json.dumps({"sac_eval": sac_eval, "offline": results,
-                                        "random": random_returns.tolist()}, indent=1) + "\n```\n")
-  print(f"wrote {plot_path} and RESULTS.md; wall time {wall / 60:.1f} min")
+DEMO_DEFAULTS = dict(seeds=1, sac_steps=30_000, model_max_epochs=20, workdir="runs/demo",
+                     eval_episodes=5, grid_episodes=2)
+DEMO_UPDATES = 10_000
 
 
 if __name__ == "__main__":
+  _COMMON = pipeline.CommonFlags(
+      os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo"), **DEMO_DEFAULTS)
+  _STEPS = flags.DEFINE_integer("steps", DEMO_UPDATES, "MOPO / AugWM updates.")
+  _NO_CONTEXT = flags.DEFINE_list(
+      "no_context_augmentations", [], "Also train these augmentations without context "
+      "(rad, rans, das).")
   os.environ.setdefault("MUJOCO_GL", "egl")
-  app.run(main)
+  app.run(lambda argv: augwm_run.main(argv, _COMMON, _STEPS, _NO_CONTEXT,
+                                      program="experiments.demo"))

@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from absl import flags
 import numpy as np
 
+from benchmarks.datasets import catalog
 from benchmarks.envs import make_env_factory
 from benchmarks.protocols.zero_shot import (GridResult, agent_policy, evaluate_grid,
                                             merge_seeds)
@@ -72,27 +73,40 @@ def default_policy(agent, state):
 class CommonFlags:
   """The flags every zero-shot experiment program shares (define once, in ``__main__`` only)."""
 
-  def __init__(self, results_dir: str):
-    self.task = flags.DEFINE_string("task", "cheetah-run", "dm_control task.")
-    self.seeds = flags.DEFINE_integer("seeds", 3, "Seeds per agent.")
+  def __init__(self, results_dir: str, **defaults: Any):
+    """Defines the flags; ``defaults`` overrides the default of any of them by flag name
+    (e.g. the demo's smaller ``seeds=1``)."""
+    default = lambda name, value: defaults.pop(name, value)
+    self.task = flags.DEFINE_string("task", default("task", "cheetah-run"), "dm_control task.")
+    self.seeds = flags.DEFINE_integer("seeds", default("seeds", 3), "Seeds per agent.")
     self.workdir = flags.DEFINE_string(
-        "workdir", "runs/mopo", "Runs, dataset and model (shared by the MOPO and AugWM runs).")
+        "workdir", default("workdir", "runs/mopo"),
+        "Runs, dataset and model (shared by the MOPO and AugWM runs).")
     self.results_dir = flags.DEFINE_string("results_dir", results_dir,
                                            "Where results are written.")
-    self.sac_steps = flags.DEFINE_integer("sac_steps", 40_000,
+    self.sac_steps = flags.DEFINE_integer("sac_steps", default("sac_steps", 40_000),
                                           "Env steps of the behaviour SAC (the dataset).")
     self.model_epochs = flags.DEFINE_integer(
-        "model_max_epochs", 100, "Cap on ensemble epochs (early stopping may end it sooner).")
+        "model_max_epochs", default("model_max_epochs", 100),
+        "Cap on ensemble epochs (early stopping may end it sooner).")
     self.preset = flags.DEFINE_string("preset", "halfcheetah-mixed",
                                       "AugWM table-3 preset giving (h, lambda).")
     self.rollout_batch = flags.DEFINE_integer("rollout_batch", 10_000, "Model rollout starts.")
     self.factors = flags.DEFINE_list("factors", ["0.5", "1.0", "1.5"],
                                      "Mass and damping factors of the grid.")
-    self.grid_episodes = flags.DEFINE_integer("grid_episodes", 2,
+    self.grid_episodes = flags.DEFINE_integer("grid_episodes", default("grid_episodes", 2),
                                               "Episodes per grid cell and seed.")
-    self.eval_episodes = flags.DEFINE_integer("eval_episodes", 10,
+    self.eval_episodes = flags.DEFINE_integer("eval_episodes", default("eval_episodes", 10),
                                               "Unshifted evaluation episodes per seed.")
     self.tiny = flags.DEFINE_bool("tiny", False, "Smoke-test sizes (seconds).")
+    self.dataset = flags.DEFINE_string(
+        "dataset", None, "Train on this dataset instead of the SAC replay: a dataset directory "
+        "or a catalog name such as vd4rl/cheetah_run/medium/state (benchmarks.datasets).")
+    self.data_root = flags.DEFINE_string(
+        "data_root", None, "Catalog root for --dataset names (default $WORLDMODELS_DATA or "
+        "~/.worldmodels/datasets).")
+    if defaults:
+      raise ValueError(f"CommonFlags: no flag {sorted(defaults)} takes a default here.")
 
   def sizes(self) -> Sizes:
     if self.tiny.value:
@@ -116,7 +130,10 @@ class CommonFlags:
   def prepare(self) -> tuple:
     """``(sizes, dataset path, model path)``, building what is missing."""
     size = self.sizes()
-    dataset = ensure_dataset(self.task.value, size, self.workdir.value)
+    if self.dataset.value:
+      dataset = resolve_dataset(self.dataset.value, self.data_root.value)
+    else:
+      dataset = ensure_dataset(self.task.value, size, self.workdir.value)
     model = ensure_model(dataset, self.workdir.value, self.tiny.value, self.model_epochs.value)
     return size, dataset, model
 
@@ -131,6 +148,25 @@ def _configure(c, task, sizes: Sizes, workdir, stage, steps, seed):
   c.loop.eval_every = max(steps // 3, 1)
   c.loop.checkpoint_every = max(steps // 3, 1)
   return c
+
+
+def resolve_dataset(name_or_path: str, root: Optional[str]) -> str:
+  """A dataset directory, or the directory of a catalog name (never built here: the message of
+  a missing one gives the ``benchmarks.datasets generate`` command)."""
+  if os.path.isdir(name_or_path) or not name_or_path.startswith(catalog.SUITE + "/"):
+    read_metadata(name_or_path)  # a clear DatasetError if it is not a dataset
+    return name_or_path
+  return catalog.resolve(name_or_path, root=root, confirm=lambda message: False)
+
+
+def describe_dataset(metadata: dict, sac_steps: int) -> str:
+  """One sentence on where a dataset came from (its card, else the SAC replay of a run)."""
+  card = metadata.get("extra", {}).get("card", {})
+  if card:
+    return (f"V-D4RL-procedure dataset `{card.get('kind')}` of {metadata['task']} "
+            f"(`benchmarks.datasets`): {card.get('policy', '')}.")
+  return (f"The replay of online SAC ({sac_steps} env steps, action repeat 2), a mixed / "
+          "medium-replay style dataset.")
 
 
 def ensure_dataset(task: str, sizes: Sizes, workdir: str) -> str:
@@ -160,7 +196,7 @@ def ensure_model(dataset: str, workdir: str, tiny: bool, max_epochs: Optional[in
   return path
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
   return "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_")
 
 
@@ -200,15 +236,15 @@ def run_agents(task: str, sizes: Sizes, workdir: str, dataset: str, model_path: 
       for row, make_policy in run.evaluations.items():
         policy = make_policy(agent, result.state)
         # Unshifted: the default dynamics, with this row's policy (e.g. its test-time context).
-        default = _cached(os.path.join(c.workdir, f"unshifted-{_slug(row)}.json"),
+        default = _cached(os.path.join(c.workdir, f"unshifted-{slug(row)}.json"),
                           lambda: evaluate_grid(policy, factory_for, grid([1.0], [1.0]),
                                                 sizes.eval_episodes, seed=30_000 + 100 * seed))
         unshifted.setdefault(row, []).append(float(default.returns.mean()))
-        seed_grid = _cached(os.path.join(c.workdir, f"grid-{_slug(row)}.json"),
+        seed_grid = _cached(os.path.join(c.workdir, f"grid-{slug(row)}.json"),
                             lambda: evaluate_grid(policy, factory_for, settings,
                                                   sizes.grid_episodes, seed=20_000 + 100 * seed))
         seed_grids.setdefault(row, []).append(seed_grid)
-        r2_path = os.path.join(c.workdir, f"r2-{_slug(row)}.json")
+        r2_path = os.path.join(c.workdir, f"r2-{slug(row)}.json")
         if hasattr(policy, "all_r2") and policy.all_r2():  # AugWM's online linear model
           with open(r2_path, "w") as f:
             json.dump(policy.all_r2(), f)
@@ -229,7 +265,10 @@ def write_results(results_dir: str, title: str, command: str, revision: str, sta
   was rewritten).
   """
   os.makedirs(results_dir, exist_ok=True)
-  stats = read_metadata(dataset)["statistics"]
+  dataset_metadata = read_metadata(dataset)
+  stats = dataset_metadata["statistics"]
+  card = dataset_metadata["extra"].get("card", {})
+  dataset_label = f"{task} {card['kind']}" if card else f"{task} SAC replay"
   _, _, model_meta = load_ensemble(model_path)
   report = model_meta["report"]
   lines = ["| Agent | Seeds | Unshifted return (mean ± std over seeds) | Per seed | "
@@ -241,16 +280,16 @@ def write_results(results_dir: str, title: str, command: str, revision: str, sta
                  f"{', '.join(f'{v:.1f}' for v in values)} | {gm:.1f} ± {gs:.1f} |")
   main_table = "\n".join(lines)
   for name, result in grids.items():
-    result.heatmap(os.path.join(results_dir, f"grid_{_slug(name)}.png"),
+    result.heatmap(os.path.join(results_dir, f"grid_{slug(name)}.png"),
                    f"{name} on {task}: mass x damping (zero-shot)")
+    result.save(os.path.join(results_dir, f"grid_{slug(name)}.json"))  # per-seed returns
   wall = time.time() - started
   with open(os.path.join(results_dir, "RESULTS.md"), "w") as f:
     f.write(f"# {title}\n\nCommand: `{command.strip()}`; git revision `{revision}`; "
             f"{platform.machine()}, {os.cpu_count()} CPU cores; wall time of this invocation "
             f"{wall / 60:.1f} min (stages found done in the workdir are not re-run).\n\n"
-            f"## Dataset\n\nThe replay of online SAC ({sizes.sac_steps} env steps, action "
-            "repeat 2), a mixed / medium-replay style dataset.\n\n"
-            f"{format_statistics_table(stats, task + ' SAC replay')}\n\n"
+            f"## Dataset\n\n{describe_dataset(dataset_metadata, sizes.sac_steps)}\n\n"
+            f"{format_statistics_table(stats, dataset_label)}\n\n"
             "## World model (holdout)\n\n"
             f"Ensemble {model_meta['config']['num_members']} x "
             f"{model_meta['config']['hidden_sizes']}, {report['epochs']} epochs, "
@@ -268,7 +307,7 @@ def write_results(results_dir: str, title: str, command: str, revision: str, sta
             f"{main_table}\n\n")
     for name, result in grids.items():
       f.write(f"### {name} on the grid (mean ± std over seeds)\n\n{result.returns_table()}\n\n"
-              f"![{name}](grid_{_slug(name)}.png)\n\n")
+              f"![{name}](grid_{slug(name)}.png)\n\n")
     for name, values in (linear_r2 or {}).items():
       values = np.asarray(values, float)
       values = values[np.isfinite(values)]

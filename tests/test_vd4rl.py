@@ -219,6 +219,14 @@ def test_cli(generated, capsys, tmp_path):
   assert "unknown config field 'behaviour.bogus'" in capsys.readouterr().err
   assert cli.main(["stats", str(tmp_path / "nothing")]) == 1
   assert "no such dataset" in capsys.readouterr().err
+  output = tmp_path / "RESULTS.md"
+  output.write_text("old tables\n## Reading\nkept text\n")
+  assert cli.main(["report", "--root", root, "--tasks", "walker-walk",
+                   "--output", str(output)]) == 0
+  text = output.read_text()
+  assert "| medium | 40 | 80 |" in text and "| random | ours | 60 | 3 |" in text
+  assert "| random | paper | 100K | - | 42.3 | 8.7 |" in text
+  assert "old tables" not in text and text.endswith("## Reading\nkept text\n")
 
 
 def test_every_generation_preset_builds():

@@ -8,6 +8,7 @@ Usage::
   python -m benchmarks.datasets list [--root DIR] [--all]
   python -m benchmarks.datasets import {vd4rl-npz,vd4rl-hdf5,d4rl-hdf5} SOURCE DEST --task TASK
   python -m benchmarks.datasets render SOURCE DEST --size 84
+  python -m benchmarks.datasets report --root DIR [--tasks walker-walk,cheetah-run]
 
 Names such as ``vd4rl/walker_walk/medium/64px`` are catalog names (``benchmarks.datasets.catalog``;
 root ``$WORLDMODELS_DATA`` or ``~/.worldmodels/datasets``).
@@ -119,6 +120,14 @@ def render_command(args: argparse.Namespace) -> int:
   return 0
 
 
+def report_command(args: argparse.Namespace) -> int:
+  from benchmarks.datasets import catalog, report
+  root = args.root or catalog.default_root()
+  command = "python -m benchmarks.datasets " + " ".join(sys.argv[1:] or ["report"])
+  print(report.write_report(root, _csv(args.tasks), args.output, command))
+  return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="python -m benchmarks.datasets", description="Episodic dataset tools.")
@@ -169,6 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="environment steps per dataset step (default: 2 for V-D4RL, 1 "
                               "for D4RL)")
   importing.set_defaults(run=import_command)
+
+  reporting = commands.add_parser(
+      "report", help="write RESULTS.md: behaviour policies and statistics vs the paper")
+  reporting.add_argument("--root", default=None, help="catalog root")
+  reporting.add_argument("--tasks", default="walker-walk,cheetah-run")
+  reporting.add_argument("--output", default=os.path.join(os.path.dirname(
+      os.path.abspath(__file__)), "RESULTS.md"))
+  reporting.set_defaults(run=report_command)
 
   render = commands.add_parser(
       "render", help="add pixels to a generated state dataset (from its physics states)")

@@ -1,0 +1,97 @@
+r"""AugWM paper table 1 on our datasets: MOPO vs AugWM over dataset types (zero-shot grid).
+
+Each dataset type is one ``experiments.augwm.run`` invocation with its own workdir and results
+directory ``experiments/augwm/table1/<kind>/`` (which holds the per-seed grids as JSON); this
+program gathers them into one table: grid mean ± std over seeds per agent, and the Welch t-test
+of each AugWM row against MOPO over the per-seed grid means (★ p < 0.05, as the paper's stars).
+
+  for kind in random medium; do
+    python -m benchmarks.datasets generate cheetah-run/cpu --kinds $kind --root runs/vd4rl
+    python -m experiments.augwm.run --dataset=vd4rl/cheetah_run/$kind/state \
+        --data_root=runs/vd4rl --preset=halfcheetah-$kind --model_max_epochs=30 \
+        --workdir=runs/augwm-table1/$kind --results_dir=experiments/augwm/table1/$kind
+  done
+  python -m experiments.augwm.table1 --kinds=random,medium
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from benchmarks.protocols.zero_shot import GridResult
+from experiments.pipeline import slug
+from worldmodels.provenance import git_revision
+
+ROWS = ("MOPO", "AugWM (DAS, default context)", "AugWM (DAS, learned context)")
+
+
+def gather(results_dir: str, kinds) -> dict:
+  """``{kind: {row: GridResult}}`` from ``<results_dir>/<kind>/grid_<row>.json``.
+
+  Raises:
+    FileNotFoundError: a kind's run is missing (the message gives the command that makes it).
+  """
+  table = {}
+  for kind in kinds:
+    table[kind] = {}
+    for row in ROWS:
+      path = os.path.join(results_dir, kind, f"grid_{slug(row)}.json")
+      if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"{path} is missing: run python -m experiments.augwm.run "
+            f"--dataset=vd4rl/<task>/{kind}/state --results_dir={os.path.dirname(path)} ... "
+            "first (see this module's docstring).")
+      table[kind][row] = GridResult.load(path)
+  return table
+
+
+def format_table(table: dict) -> str:
+  """Markdown: one row per dataset type, one column per agent; ★ where AugWM beats MOPO with
+  p < 0.05 (Welch t-test over per-seed grid means); the p-values in brackets."""
+  header = "| Dataset | " + " | ".join(ROWS) + " |"
+  lines = [header, "| --- |" + " ---: |" * len(ROWS)]
+  for kind, results in table.items():
+    cells = []
+    for row in ROWS:
+      mean, std = results[row].overall_mean_std()
+      cell = f"{mean:.1f} ± {std:.1f}"
+      if row != "MOPO":
+        comparison = results[row].compare(results["MOPO"])
+        better = comparison.overall_p_value < 0.05 and comparison.overall_difference > 0
+        cell += f"{' ★' if better else ''} (p={comparison.overall_p_value:.2f})"
+      cells.append(cell)
+    lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def main(argv, kinds_flag, results_flag, task_flag) -> None:
+  del argv
+  table = gather(results_flag.value, kinds_flag.value)
+  seeds = {len(result.seeds) for results in table.values() for result in results.values()}
+  text = format_table(table)
+  path = os.path.join(results_flag.value, "RESULTS.md")
+  with open(path, "w") as f:
+    f.write(f"# AugWM table 1 on {task_flag.value}: MOPO vs AugWM over dataset types\n\n"
+            f"Command: `python -m experiments.augwm.table1 {' '.join(sys.argv[1:])}`; git "
+            f"revision `{git_revision()}`. Each row gathers one `experiments.augwm.run` "
+            "invocation (its own RESULTS.md, heatmaps, per-cell t-tests and settings are in "
+            f"`{results_flag.value}/<dataset>/`).\n\n"
+            f"Grid mean return (all cells of the zero-shot mass x damping grid) ± std over "
+            f"{'/'.join(str(s) for s in sorted(seeds))} seeds; ★: AugWM above MOPO with "
+            f"p < 0.05 (two-sided Welch t-test over the per-seed grid means).\n\n{text}\n")
+  print(text)
+  print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+  _KINDS = flags.DEFINE_list("kinds", ["random", "medium"], "Dataset types (rows).")
+  _RESULTS = flags.DEFINE_string(
+      "results_dir", os.path.join(os.path.dirname(os.path.abspath(__file__)), "table1"),
+      "Holds <kind>/grid_*.json of each experiments.augwm.run; RESULTS.md is written here.")
+  _TASK = flags.DEFINE_string("task", "cheetah-run", "Task (for the title).")
+  app.run(lambda argv: main(argv, _KINDS, _RESULTS, _TASK))
