@@ -276,9 +276,9 @@ def train(agent, *, workdir: str, loop: LoopConfig, env_factory: Optional[EnvFac
       "phase_step": np.asarray(0, np.int32),
       "replay": (replay_lib.init_replay(loop.replay_capacity, spec.observation_shapes,
                                         obs_dtypes, spec.action_dim) if has_online else {}),
-      # Online phases: episodes finished so far (a resume replays as many environment resets).
-      "episodes": np.asarray(0, np.int32) if has_online else {},
   }
+  if has_online:  # episodes finished so far (a resume replays as many environment resets)
+    carry["episodes"] = np.asarray(0, np.int32)
   start = checkpointer.latest_step()
   if start is not None:
     carry = checkpointer.restore(start, carry)
