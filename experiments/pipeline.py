@@ -209,15 +209,40 @@ def _cached(path: str, compute: Callable[[], GridResult]) -> GridResult:
   return result
 
 
-def run_agents(task: str, sizes: Sizes, workdir: str, dataset: str, model_path: str,
-               runs: Sequence[AgentRun], factors: Sequence[float]):
-  """Trains every run over seeds and evaluates each evaluation row on the grid.
+def trained_agent(run: AgentRun, seed: int, task: str, sizes: Sizes, workdir: str,
+                  dataset: str, model_path: str):
+  """Trains seed ``seed`` of ``run`` (or restores its finished run from the workdir).
 
   Returns:
-    ``(unshifted, grids, linear_r2)``: row name -> per-seed unshifted returns; row name ->
-    GridResult; row name -> per-episode R^2 of the online linear model (learned-context rows).
+    ``(agent, final state, launcher config)``.
   """
-  settings = grid(factors, factors)
+  c = _configure(run.configs.get_config(sizes.preset), task, sizes, workdir, run.stage,
+                 run.steps, seed)
+  c.dataset.path = dataset
+  if run.needs_model:
+    c.agent.model_path = model_path
+  run.configure(c)
+  print(f"== {run.stage} seed {seed}: {run.steps} updates", flush=True)
+  _, agent, result = train_launcher.run_with_agent(c)
+  return agent, result.state, c
+
+
+def run_agents(task: str, sizes: Sizes, workdir: str, dataset: str, model_path: str,
+               runs: Sequence[AgentRun], factors: Sequence[float] = (),
+               settings: Optional[Sequence[Any]] = None, tag: str = "grid"):
+  """Trains every run over seeds and evaluates each evaluation row on the settings.
+
+  Args:
+    factors: mass x damping factors of the grid (used when ``settings`` is None).
+    settings: the perturbations to evaluate on (any list, e.g. crippled actuators).
+    tag: names the cached per-seed evaluations (``<tag>-<row>.json`` in each run's workdir).
+
+  Returns:
+    ``(unshifted, results, linear_r2)``: row name -> per-seed unshifted returns; row name ->
+    GridResult over the settings; row name -> per-episode R^2 of the online linear model
+    (learned-context rows).
+  """
+  settings = grid(factors, factors) if settings is None else list(settings)
   base_factory = make_env_factory(task, episode_length=sizes.episode_length)
   factory_for = lambda setting: make_shifted_env_factory(base_factory, setting)
   unshifted: Dict[str, List[float]] = {}
@@ -225,28 +250,21 @@ def run_agents(task: str, sizes: Sizes, workdir: str, dataset: str, model_path: 
   linear_r2: Dict[str, List[float]] = {}
   for run in runs:
     for seed in range(sizes.seeds):
-      c = _configure(run.configs.get_config(sizes.preset), task, sizes, workdir, run.stage,
-                     run.steps, seed)
-      c.dataset.path = dataset
-      if run.needs_model:
-        c.agent.model_path = model_path
-      run.configure(c)
-      print(f"== {run.stage} seed {seed}: {run.steps} updates", flush=True)
-      _, agent, result = train_launcher.run_with_agent(c)
+      agent, state, c = trained_agent(run, seed, task, sizes, workdir, dataset, model_path)
       for row, make_policy in run.evaluations.items():
-        policy = make_policy(agent, result.state)
+        policy = make_policy(agent, state)
         # Unshifted: the default dynamics, with this row's policy (e.g. its test-time context).
         default = _cached(os.path.join(c.workdir, f"unshifted-{slug(row)}.json"),
                           lambda: evaluate_grid(policy, factory_for, grid([1.0], [1.0]),
                                                 sizes.eval_episodes, seed=30_000 + 100 * seed))
         unshifted.setdefault(row, []).append(float(default.returns.mean()))
-        seed_grid = _cached(os.path.join(c.workdir, f"grid-{slug(row)}.json"),
+        seed_grid = _cached(os.path.join(c.workdir, f"{tag}-{slug(row)}.json"),
                             lambda: evaluate_grid(policy, factory_for, settings,
                                                   sizes.grid_episodes, seed=20_000 + 100 * seed))
         seed_grids.setdefault(row, []).append(seed_grid)
         r2_path = os.path.join(c.workdir, f"r2-{slug(row)}.json")
-        if hasattr(policy, "all_r2") and policy.all_r2():  # AugWM's online linear model
-          with open(r2_path, "w") as f:
+        if tag == "grid" and hasattr(policy, "all_r2") and policy.all_r2():
+          with open(r2_path, "w") as f:  # AugWM's online linear model on the grid episodes
             json.dump(policy.all_r2(), f)
         if os.path.exists(r2_path):
           with open(r2_path) as f:

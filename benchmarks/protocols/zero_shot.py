@@ -314,15 +314,21 @@ def _difference_text(difference: float, p_value: float) -> str:
   return f"{difference:+.1f} (p={p_value:.3f}){star}"
 
 
-def run_episode(policy: Policy, env: dm_env.Environment, seed: int) -> float:
-  """Return of one episode of ``policy`` in ``env`` (``policy.reset(seed)`` first)."""
+def episode_rewards(policy: Policy, env: dm_env.Environment, seed: int) -> np.ndarray:
+  """Per-step rewards ``[T]`` of one episode of ``policy`` in ``env`` (``policy.reset(seed)``
+  first), e.g. to follow a mid-episode change of dynamics."""
   policy.reset(seed)
   time_step = env.reset()
-  total = 0.0
+  rewards = []
   while not time_step.last():
     time_step = env.step(policy.act(time_step.observation))
-    total += float(time_step.reward or 0.0)
-  return total
+    rewards.append(float(time_step.reward or 0.0))
+  return np.asarray(rewards)
+
+
+def run_episode(policy: Policy, env: dm_env.Environment, seed: int) -> float:
+  """Return of one episode of ``policy`` in ``env`` (``policy.reset(seed)`` first)."""
+  return float(episode_rewards(policy, env, seed).sum())
 
 
 def evaluate_grid(policy: Policy, env_factory_for: Callable[[Perturbation], EnvFactory],

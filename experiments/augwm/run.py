@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from typing import List, Sequence
 
 from absl import app
 from absl import flags
@@ -32,14 +33,11 @@ def _context_policy(mode: str):
   return lambda agent, state: AugWMPolicy(agent, state, mode=mode)
 
 
-def main(argv, common: pipeline.CommonFlags, steps_flag, no_context,
-         program: str = "experiments.augwm.run"):
-  """Runs the experiment with the parsed flags; ``program`` is named in RESULTS.md."""
-  del argv
-  logging.set_verbosity(logging.WARNING)
-  started, revision = time.time(), git_revision()
-  size, dataset, model = common.prepare()
-  steps = common.steps(steps_flag.value)
+def agent_runs(common: pipeline.CommonFlags, steps: int,
+               no_context: Sequence[str] = ()) -> List[pipeline.AgentRun]:
+  """MOPO, AugWM (DAS, context; rows: default and learned context) and, for each of
+  ``no_context``, that augmentation without context: the runs every AugWM experiment shares
+  (same stages, so a shared workdir trains each seed once)."""
 
   def augwm(augmentation: str, use_context: bool):
     def configure(c):
@@ -55,11 +53,23 @@ def main(argv, common: pipeline.CommonFlags, steps_flag, no_context,
                          "AugWM (DAS, learned context)": _context_policy("learned")},
                         augwm("das", True), needs_model=True),
   ]
-  for augmentation in no_context.value:
+  for augmentation in no_context:
     runs.append(pipeline.AgentRun(f"augwm-{augmentation}-nocontext", augwm_configs, steps,
                                   {f"{augmentation.upper()} (no context)":
                                    _context_policy("none")},
                                   augwm(augmentation, False), needs_model=True))
+  return runs
+
+
+def main(argv, common: pipeline.CommonFlags, steps_flag, no_context,
+         program: str = "experiments.augwm.run"):
+  """Runs the experiment with the parsed flags; ``program`` is named in RESULTS.md."""
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  started, revision = time.time(), git_revision()
+  size, dataset, model = common.prepare()
+  steps = common.steps(steps_flag.value)
+  runs = agent_runs(common, steps, no_context.value)
   factors = common.grid_factors()
   unshifted, grids, linear_r2 = pipeline.run_agents(common.task.value, size,
                                                     common.workdir.value, dataset, model, runs,
