@@ -243,7 +243,9 @@ def run_agents(task: str, sizes: Sizes, workdir: str, dataset: str, model_path: 
     (learned-context rows).
   """
   settings = grid(factors, factors) if settings is None else list(settings)
-  base_factory = make_env_factory(task, episode_length=sizes.episode_length)
+  # Physics states in the observations, for policies that consult the simulator (the oracle
+  # context); the agents read only their observation key.
+  base_factory = make_env_factory(task, episode_length=sizes.episode_length, record_physics=True)
   factory_for = lambda setting: make_shifted_env_factory(base_factory, setting)
   unshifted: Dict[str, List[float]] = {}
   seed_grids: Dict[str, List[GridResult]] = {}

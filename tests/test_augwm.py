@@ -116,6 +116,46 @@ def test_learner_trains_and_policy_switches_at_k(tmp_path):
   np.testing.assert_array_equal(np.asarray(default.contexts), 1.0)
 
 
+class _PlantedOracle:
+  """Knows the true z; records what the policy shows it."""
+
+  def __init__(self, z):
+    self.z, self.seen, self.resets = z, [], 0
+
+  def reset(self):
+    self.resets += 1
+
+  def observe(self, observation, action, next_observation):
+    self.seen.append((observation["state"].copy(), action.copy(), next_observation["state"]))
+
+  def context(self):
+    return self.z
+
+
+def test_policy_with_an_oracle_context():
+  config = augwm_config.tiny_config()
+  agent = AugWMLearner(config, SPEC, world_model=_world_model())
+  state = agent.init(jax.random.PRNGKey(0))
+  planted = np.asarray([0.6, 1.4, 1.0, 1.2], np.float32)
+  oracle = _PlantedOracle(planted)
+  policy = AugWMPolicy(agent, state, mode="oracle", oracle=oracle)
+  observations = [{"state": np.full(S, float(t), np.float32)} for t in range(4)]
+  actions = [policy.act(obs) for obs in observations]
+  contexts = np.asarray(policy.contexts)
+  np.testing.assert_array_equal(contexts[0], 1.0)  # nothing observed yet
+  np.testing.assert_array_equal(contexts[1:], np.broadcast_to(planted, (3, S)))
+  assert len(oracle.seen) == 3  # (o_t, a_t, o_t+1) for t = 0, 1, 2
+  np.testing.assert_array_equal(oracle.seen[1][0], observations[1]["state"])
+  np.testing.assert_array_equal(oracle.seen[1][1], actions[1])
+  np.testing.assert_array_equal(oracle.seen[1][2], observations[2]["state"])
+  policy.reset(1)
+  assert oracle.resets == 2 and policy.contexts == []  # once at construction, once now
+  with pytest.raises(ValueError, match="needs an oracle"):
+    AugWMPolicy(agent, state, mode="oracle")
+  with pytest.raises(ValueError, match="only that mode takes one"):
+    AugWMPolicy(agent, state, mode="default", oracle=oracle)
+
+
 def test_registry_builds_augwm(tmp_path):
   from worldmodels.models.artifacts import save_ensemble  # pylint: disable=g-import-not-at-top
   model_def, model = _world_model()

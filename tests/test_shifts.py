@@ -222,3 +222,31 @@ def test_perturbations_apply_to_gym_envs():
   np.testing.assert_allclose(env.model.geom_size[torso_geom, 1],
                              0.8 * env.defaults.geom_size[torso_geom, 1])
   assert np.isfinite(_rollout(env, _actions(env, 10))).all()
+
+
+def test_oracle_context_measures_the_true_scale():
+  """Unshifted dynamics: z = 1; damping x 0.25: velocity dimensions change more than the
+  training dynamics predict (z != 1); the clip holds."""
+  from benchmarks.shifts.oracle import OracleContext  # pylint: disable=import-outside-toplevel
+  from benchmarks.shifts.perturbations import DampingScale  # pylint: disable=import-outside-toplevel
+
+  def measure(setting):
+    base = make_env_factory("cheetah-run", record_physics=True, episode_length=40)
+    env = make_shifted_env_factory(base, setting)(3) if setting else base(3)
+    oracle = OracleContext("cheetah-run", 0.5, 1.5)
+    rng = np.random.default_rng(0)
+    timestep = env.reset()
+    while not timestep.last():
+      action = rng.uniform(-1, 1, 6).astype(np.float32)
+      following = env.step(action)
+      oracle.observe(timestep.observation, action, following.observation)
+      timestep = following
+    return oracle.context()
+
+  np.testing.assert_allclose(measure(None), 1.0, atol=1e-3)
+  shifted = measure(DampingScale(0.25))
+  assert shifted.shape == (17,) and shifted.min() >= 0.5 and shifted.max() <= 1.5
+  assert np.abs(shifted - 1.0).max() > 0.01
+  with pytest.raises(KeyError, match="record_physics=True"):
+    OracleContext("cheetah-run", 0.5, 1.5).observe({"state": np.zeros(17)}, np.zeros(6),
+                                                   {"state": np.zeros(17)})

@@ -79,7 +79,7 @@ def main(argv, common: pipeline.CommonFlags, steps_flag, length_flag, switch_fla
   switch = length // 3 if common.tiny.value else switch_flag.value
   setting = switch_setting(switch)
   factory = make_shifted_env_factory(
-      make_env_factory(common.task.value, episode_length=length), setting)
+      make_env_factory(common.task.value, episode_length=length, record_physics=True), setting)
   traces: dict = {}
   for run in augwm_run.agent_runs(common, steps):
     for seed in range(size.seeds):

@@ -22,6 +22,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from benchmarks.shifts.oracle import OracleContext
 from experiments import pipeline
 from experiments.configs import augwm as augwm_configs
 from experiments.configs import mopo as mopo_configs
@@ -33,9 +34,15 @@ def _context_policy(mode: str):
   return lambda agent, state: AugWMPolicy(agent, state, mode=mode)
 
 
+def _oracle_policy(task: str):
+  """The true z of the test dynamics, measured against an unshifted simulator twin."""
+  return lambda agent, state: AugWMPolicy(agent, state, mode="oracle", oracle=OracleContext(
+      task, agent.config.z_low, agent.config.z_high))
+
+
 def agent_runs(common: pipeline.CommonFlags, steps: int,
                no_context: Sequence[str] = ()) -> List[pipeline.AgentRun]:
-  """MOPO, AugWM (DAS, context; rows: default and learned context) and, for each of
+  """MOPO, AugWM (DAS, context; rows: default, learned and oracle context) and, for each of
   ``no_context``, that augmentation without context: the runs every AugWM experiment shares
   (same stages, so a shared workdir trains each seed once)."""
 
@@ -50,7 +57,8 @@ def agent_runs(common: pipeline.CommonFlags, steps: int,
                         common.model_based, needs_model=True),
       pipeline.AgentRun("augwm-das-context", augwm_configs, steps,
                         {"AugWM (DAS, default context)": _context_policy("default"),
-                         "AugWM (DAS, learned context)": _context_policy("learned")},
+                         "AugWM (DAS, learned context)": _context_policy("learned"),
+                         "AugWM (DAS, oracle context)": _oracle_policy(common.task.value)},
                         augwm("das", True), needs_model=True),
   ]
   for augmentation in no_context:

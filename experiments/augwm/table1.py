@@ -27,7 +27,8 @@ from benchmarks.protocols.zero_shot import GridResult
 from experiments.pipeline import slug
 from worldmodels.provenance import git_revision
 
-ROWS = ("MOPO", "AugWM (DAS, default context)", "AugWM (DAS, learned context)")
+ROWS = ("MOPO", "AugWM (DAS, default context)", "AugWM (DAS, learned context)",
+        "AugWM (DAS, oracle context)")
 
 
 def gather(results_dir: str, kinds) -> dict:

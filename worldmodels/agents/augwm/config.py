@@ -8,8 +8,6 @@ import ml_collections
 
 from worldmodels.agents.mopo import config as mopo_config
 
-AUGMENTATIONS = ("none", "rad", "rans", "das")
-TEST_CONTEXTS = ("default", "learned")
 
 
 def default_config() -> ml_collections.ConfigDict:

@@ -81,14 +81,27 @@ class AugWMPolicy:
   at the next ``reset``; see :meth:`all_r2`).
   """
 
-  def __init__(self, agent, state, mode: str | None = None):
+  def __init__(self, agent, state, mode: str | None = None, oracle=None):
+    """Args:
+      agent: a trained ``AugWMLearner``.
+      state: its final state.
+      mode: "default" (z = 1), "learned" (algorithm 2), "none" (agents trained without
+        context) or "oracle" (z from ``oracle``); None: the agent config's ``test_context``.
+      oracle: for mode "oracle": an object with ``reset()``, ``observe(observation, action,
+        next_observation)`` and ``context() -> z [S]`` that knows the true dynamics (e.g.
+        ``benchmarks.shifts.oracle.OracleContext``, which compares with the simulator).
+    """
     c = agent.config
     self.agent, self.state = agent, state
     self.mode = mode or c.test_context
-    if self.mode not in ("default", "learned", "none"):
-      raise ValueError(f"unknown test context {self.mode!r}; choose default, learned or none")
+    if self.mode not in ("default", "learned", "none", "oracle"):
+      raise ValueError(f"unknown test context {self.mode!r}; choose default, learned, none or "
+                       "oracle")
     if self.mode != "none" and not c.use_context:
       raise ValueError("this agent was trained without context; use mode='none'")
+    if (self.mode == "oracle") != (oracle is not None):
+      raise ValueError("mode='oracle' needs an oracle, and only that mode takes one")
+    self.oracle = oracle
     self.key_name = c.observation_key
     self.state_dim = agent.state_dim
     self.linear = OnlineLinearModel(self.state_dim, c.linear_ridge)
@@ -113,7 +126,10 @@ class AugWMPolicy:
     if getattr(self, "step", 0) > 2:
       self.episode_r2.append(self.linear.r2())
     self.linear.reset()
+    if self.oracle is not None:
+      self.oracle.reset()
     self._previous_state = None
+    self._previous = None  # (observation, action) of the last step
     self._z = np.ones(self.state_dim, np.float32)
     self.step = 0
     self.contexts = []
@@ -126,6 +142,9 @@ class AugWMPolicy:
     s = np.asarray(observation[self.key_name], np.float32)
     if self._previous_state is not None:
       self.linear.update(self._previous_state, s - self._previous_state)
+    if self.oracle is not None and self._previous is not None:
+      self.oracle.observe(*self._previous, observation)
+      self._z = np.asarray(self.oracle.context(), np.float32)
     if self.mode == "learned" and self.step >= c.adapt_after and self.linear.count > 0:
       provisional = np.asarray(self._act(self.state.sac, self._policy_input(s, self._z)))
       delta_hat = np.asarray(self._model_delta(self.state.model, jnp.asarray(s),
@@ -135,6 +154,8 @@ class AugWMPolicy:
     self.contexts.append(self._z.copy())
     action = np.asarray(self._act(self.state.sac, self._policy_input(s, self._z)))
     self._previous_state = s
+    if self.oracle is not None:
+      self._previous = (observation, action)
     self.step += 1
     return action
 
