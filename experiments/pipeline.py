@@ -22,7 +22,8 @@ from benchmarks.datasets import catalog
 from benchmarks.envs import make_env_factory
 from benchmarks.protocols.zero_shot import (GridResult, agent_policy, evaluate_grid,
                                             merge_seeds)
-from benchmarks.shifts.perturbations import grid, make_shifted_env_factory
+from benchmarks.shifts.perturbations import (CHEETAH_GRID_FACTORS, WALKER_GRID_FACTORS, grid,
+                                             make_shifted_env_factory)
 from experiments import train as train_launcher
 from experiments import train_model as model_launcher
 from experiments.configs import ensemble as ensemble_configs
@@ -32,6 +33,7 @@ from worldmodels.data import format_statistics_table, read_metadata
 from worldmodels.models.artifacts import load_ensemble
 
 PolicyFactory = Callable[[Any, Any], Any]  # (agent, final state) -> zero-shot Policy
+PAPER_SEEDS = 5
 
 
 @dataclasses.dataclass
@@ -73,59 +75,75 @@ def default_policy(agent, state):
 class CommonFlags:
   """The flags every zero-shot experiment program shares (define once, in ``__main__`` only)."""
 
-  def __init__(self, results_dir: str, **defaults: Any):
-    """Defines the flags; ``defaults`` overrides the default of any of them by flag name
-    (e.g. the demo's smaller ``seeds=1``)."""
-    default = lambda name, value: defaults.pop(name, value)
-    self.task = flags.DEFINE_string("task", default("task", "cheetah-run"), "dm_control task.")
-    self.seeds = flags.DEFINE_integer("seeds", default("seeds", 3), "Seeds per agent.")
-    self.workdir = flags.DEFINE_string(
-        "workdir", default("workdir", "runs/mopo"),
-        "Runs, dataset and model (shared by the MOPO and AugWM runs).")
-    self.results_dir = flags.DEFINE_string("results_dir", results_dir,
-                                           "Where results are written.")
-    self.sac_steps = flags.DEFINE_integer("sac_steps", default("sac_steps", 40_000),
-                                          "Env steps of the behaviour SAC (the dataset).")
-    self.model_epochs = flags.DEFINE_integer(
-        "model_max_epochs", default("model_max_epochs", 100),
-        "Cap on ensemble epochs (early stopping may end it sooner).")
-    self.preset = flags.DEFINE_string("preset", "halfcheetah-mixed",
-                                      "AugWM table-3 preset giving (h, lambda).")
-    self.rollout_batch = flags.DEFINE_integer("rollout_batch", 10_000, "Model rollout starts.")
-    self.factors = flags.DEFINE_list("factors", ["0.5", "1.0", "1.5"],
-                                     "Mass and damping factors of the grid.")
-    self.grid_episodes = flags.DEFINE_integer("grid_episodes", default("grid_episodes", 2),
-                                              "Episodes per grid cell and seed.")
-    self.eval_episodes = flags.DEFINE_integer("eval_episodes", default("eval_episodes", 10),
-                                              "Unshifted evaluation episodes per seed.")
-    self.tiny = flags.DEFINE_bool("tiny", False, "Smoke-test sizes (seconds).")
-    self.dataset = flags.DEFINE_string(
-        "dataset", None, "Train on this dataset instead of the SAC replay: a dataset directory "
-        "or a catalog name such as vd4rl/cheetah_run/medium/state (benchmarks.datasets).")
-    self.data_root = flags.DEFINE_string(
-        "data_root", None, "Catalog root for --dataset names (default $WORLDMODELS_DATA or "
-        "~/.worldmodels/datasets).")
+  def __init__(self, results_dir: str, flag_values: flags.FlagValues = flags.FLAGS,
+               **defaults: Any):
+    """Defines the flags (in ``flag_values``); ``defaults`` overrides the default of any of
+    them by flag name (e.g. the demo's smaller ``seeds=1``)."""
+
+    def define(kind: str, name: str, value: Any, help_text: str):
+      return getattr(flags, f"DEFINE_{kind}")(name, defaults.pop(name, value), help_text,
+                                              flag_values=flag_values)
+
+    self.task = define("string", "task", "cheetah-run", "dm_control task.")
+    self.seeds = define("integer", "seeds", 3, "Seeds per agent.")
+    self.workdir = define("string", "workdir", "runs/mopo",
+                          "Runs, dataset and model (shared by the MOPO and AugWM runs).")
+    self.results_dir = define("string", "results_dir", results_dir, "Where results are written.")
+    self.sac_steps = define("integer", "sac_steps", 40_000,
+                            "Env steps of the behaviour SAC (the dataset).")
+    self.model_epochs = define("integer", "model_max_epochs", 100,
+                               "Cap on ensemble epochs (early stopping may end it sooner).")
+    self.preset = define("string", "preset", "halfcheetah-mixed",
+                         "AugWM table-3 preset giving (h, lambda).")
+    self.rollout_batch = define("integer", "rollout_batch", 10_000, "Model rollout starts.")
+    self.factors = define("list", "factors", ["0.5", "1.0", "1.5"],
+                          "Mass and damping factors of the grid.")
+    self.grid_episodes = define("integer", "grid_episodes", 2, "Episodes per grid cell and seed.")
+    self.eval_episodes = define("integer", "eval_episodes", 10,
+                                "Unshifted evaluation episodes per seed.")
+    self.tiny = define("bool", "tiny", False, "Smoke-test sizes (seconds).")
+    self.paper_scale = define(
+        "bool", "paper_scale", False, "The AugWM paper's sizes, for accelerators: 5 seeds, MOPO "
+        "400k / AugWM 900k updates (table 4), 50k rollout starts, the paper's 7 x 7 (cheetah) or "
+        "5 x 5 (walker) grid, the ensemble trained until early stopping. Overrides --seeds, "
+        "--steps, --rollout_batch, --factors and --model_max_epochs.")
+    self.dataset = define(
+        "string", "dataset", None, "Train on this dataset instead of the SAC replay: a dataset "
+        "directory or a catalog name such as vd4rl/cheetah_run/medium/state "
+        "(benchmarks.datasets).")
+    self.data_root = define("string", "data_root", None, "Catalog root for --dataset names "
+                            "(default $WORLDMODELS_DATA or ~/.worldmodels/datasets).")
     if defaults:
       raise ValueError(f"CommonFlags: no flag {sorted(defaults)} takes a default here.")
 
   def sizes(self) -> Sizes:
     if self.tiny.value:
       return Sizes("tiny", 200, min(2, self.seeds.value), 1, 1, 50)
+    if self.paper_scale.value:
+      return Sizes("default", self.sac_steps.value, PAPER_SEEDS, self.eval_episodes.value,
+                   self.grid_episodes.value, None)
     return Sizes("demo", self.sac_steps.value, self.seeds.value, self.eval_episodes.value,
                  self.grid_episodes.value, None)
 
-  def steps(self, full: int) -> int:
-    """Updates per seed: ``full``, or 40 at smoke-test size."""
-    return 40 if self.tiny.value else full
+  def steps(self, flag_value: int, paper: Optional[int] = None) -> int:
+    """Updates per seed: the flag's value, ``paper`` at paper scale, 40 at smoke-test size."""
+    if self.tiny.value:
+      return 40
+    return paper if self.paper_scale.value and paper is not None else flag_value
 
   def grid_factors(self) -> List[float]:
+    if self.paper_scale.value:
+      return list(CHEETAH_GRID_FACTORS if self.task.value.startswith(("cheetah", "halfcheetah"))
+                  else WALKER_GRID_FACTORS)
     return [float(f) for f in self.factors.value]
 
   def model_based(self, c) -> None:
-    """Table-3 (h, lambda) and the rollout batch (tiny runs keep the tiny preset's sizes)."""
+    """Table-3 (h, lambda) and the rollout batch (tiny runs keep the tiny preset's sizes; the
+    paper scale keeps the agent's default 50,000)."""
     if not self.tiny.value:
       c.agent.horizon, c.agent.penalty_coef = mopo_configs.TABLE3[self.preset.value]
-      c.agent.rollout_batch_size = self.rollout_batch.value
+      if not self.paper_scale.value:
+        c.agent.rollout_batch_size = self.rollout_batch.value
 
   def prepare(self) -> tuple:
     """``(sizes, dataset path, model path)``, building what is missing."""
@@ -134,7 +152,8 @@ class CommonFlags:
       dataset = resolve_dataset(self.dataset.value, self.data_root.value)
     else:
       dataset = ensure_dataset(self.task.value, size, self.workdir.value)
-    model = ensure_model(dataset, self.workdir.value, self.tiny.value, self.model_epochs.value)
+    model = ensure_model(dataset, self.workdir.value, self.tiny.value,
+                         None if self.paper_scale.value else self.model_epochs.value)
     return size, dataset, model
 
 

@@ -81,3 +81,30 @@ def test_helpfull_lists_the_flags():
   assert out.returncode in (0, 1), out.stderr
   assert "--config" in out.stdout and "experiments.train" in out.stdout
   assert "Traceback" not in out.stderr
+
+
+def test_paper_scale_flags_give_the_papers_sizes():
+  """``--paper_scale`` (for accelerators): 5 seeds, MOPO 400k / AugWM 900k updates, the paper's
+  grid per task, agent-default 50k rollout starts; without it, the CPU sizes."""
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  from benchmarks.shifts import CHEETAH_GRID_FACTORS, WALKER_GRID_FACTORS  # pylint: disable=import-outside-toplevel
+  from experiments import pipeline  # pylint: disable=import-outside-toplevel
+  from experiments.augwm import run as augwm_run  # pylint: disable=import-outside-toplevel
+  from experiments.configs import mopo as mopo_configs  # pylint: disable=import-outside-toplevel
+
+  values = flags.FlagValues()  # a private registry, not the process's flags
+  common = pipeline.CommonFlags("/tmp/results", flag_values=values)
+  values(["prog", "--paper_scale", "--task=cheetah-run", "--preset=halfcheetah-medium"])
+  assert [run.steps for run in augwm_run.agent_runs(common, 30_000)] == [400_000, 900_000]
+  assert common.sizes().seeds == 5 and common.sizes().preset == "default"
+  assert common.grid_factors() == list(CHEETAH_GRID_FACTORS)
+  c = mopo_configs.get_config(common.sizes().preset)
+  common.model_based(c)
+  assert (c.agent.horizon, c.agent.penalty_coef, c.agent.rollout_batch_size) == (1, 1.0, 50_000)
+  values.unparse_flags()
+  values(["prog", "--paper_scale", "--task=walker-walk"])
+  assert common.grid_factors() == list(WALKER_GRID_FACTORS)
+  values.unparse_flags()
+  values(["prog", "--task=cheetah-run"])  # the CPU default
+  assert [run.steps for run in augwm_run.agent_runs(common, 30_000)] == [30_000, 30_000]
+  assert common.grid_factors() == [0.5, 1.0, 1.5] and common.sizes().seeds == 3

@@ -74,14 +74,15 @@ def main(argv, common: pipeline.CommonFlags, steps_flag, length_flag, switch_fla
   logging.set_verbosity(logging.WARNING)
   started, revision = time.time(), git_revision()
   size, dataset, model = common.prepare()
-  steps = common.steps(steps_flag.value)
+  runs = augwm_run.agent_runs(common, steps_flag.value)
+  steps = runs[-1].steps
   length = 60 if common.tiny.value else length_flag.value
   switch = length // 3 if common.tiny.value else switch_flag.value
   setting = switch_setting(switch)
   factory = make_shifted_env_factory(
       make_env_factory(common.task.value, episode_length=length, record_physics=True), setting)
   traces: dict = {}
-  for run in augwm_run.agent_runs(common, steps):
+  for run in runs:
     for seed in range(size.seeds):
       agent, state, c = pipeline.trained_agent(run, seed, common.task.value, size,
                                                common.workdir.value, dataset, model)

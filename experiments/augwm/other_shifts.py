@@ -82,11 +82,12 @@ def main(argv, common: pipeline.CommonFlags, steps_flag) -> None:
   logging.set_verbosity(logging.WARNING)
   started, revision = time.time(), git_revision()
   size, dataset, model = common.prepare()
-  steps = common.steps(steps_flag.value)
+  runs = augwm_run.agent_runs(common, steps_flag.value)
+  steps = runs[-1].steps
   groups = shift_groups()
   settings = [setting for group in groups.values() for setting in group]
   _, results, _ = pipeline.run_agents(common.task.value, size, common.workdir.value, dataset,
-                                      model, augwm_run.agent_runs(common, steps),
+                                      model, runs,
                                       settings=settings, tag="other-shifts")
   table = group_table(results, groups)
   out = common.results_dir.value

@@ -40,11 +40,16 @@ def _oracle_policy(task: str):
       task, agent.config.z_low, agent.config.z_high))
 
 
+MOPO_PAPER_UPDATES, AUGWM_PAPER_UPDATES = 400_000, 900_000  # AugWM paper table 4
+
+
 def agent_runs(common: pipeline.CommonFlags, steps: int,
                no_context: Sequence[str] = ()) -> List[pipeline.AgentRun]:
   """MOPO, AugWM (DAS, context; rows: default, learned and oracle context) and, for each of
   ``no_context``, that augmentation without context: the runs every AugWM experiment shares
-  (same stages, so a shared workdir trains each seed once)."""
+  (same stages, so a shared workdir trains each seed once). ``steps``: the ``--steps`` flag."""
+  mopo_steps = common.steps(steps, MOPO_PAPER_UPDATES)
+  augwm_steps = common.steps(steps, AUGWM_PAPER_UPDATES)
 
   def augwm(augmentation: str, use_context: bool):
     def configure(c):
@@ -53,16 +58,16 @@ def agent_runs(common: pipeline.CommonFlags, steps: int,
     return configure
 
   runs = [
-      pipeline.AgentRun("mopo", mopo_configs, steps, {"MOPO": pipeline.default_policy},
+      pipeline.AgentRun("mopo", mopo_configs, mopo_steps, {"MOPO": pipeline.default_policy},
                         common.model_based, needs_model=True),
-      pipeline.AgentRun("augwm-das-context", augwm_configs, steps,
+      pipeline.AgentRun("augwm-das-context", augwm_configs, augwm_steps,
                         {"AugWM (DAS, default context)": _context_policy("default"),
                          "AugWM (DAS, learned context)": _context_policy("learned"),
                          "AugWM (DAS, oracle context)": _oracle_policy(common.task.value)},
                         augwm("das", True), needs_model=True),
   ]
   for augmentation in no_context:
-    runs.append(pipeline.AgentRun(f"augwm-{augmentation}-nocontext", augwm_configs, steps,
+    runs.append(pipeline.AgentRun(f"augwm-{augmentation}-nocontext", augwm_configs, augwm_steps,
                                   {f"{augmentation.upper()} (no context)":
                                    _context_policy("none")},
                                   augwm(augmentation, False), needs_model=True))
@@ -76,8 +81,7 @@ def main(argv, common: pipeline.CommonFlags, steps_flag, no_context,
   logging.set_verbosity(logging.WARNING)
   started, revision = time.time(), git_revision()
   size, dataset, model = common.prepare()
-  steps = common.steps(steps_flag.value)
-  runs = agent_runs(common, steps, no_context.value)
+  runs = agent_runs(common, steps_flag.value, no_context.value)
   factors = common.grid_factors()
   unshifted, grids, linear_r2 = pipeline.run_agents(common.task.value, size,
                                                     common.workdir.value, dataset, model, runs,
@@ -86,20 +90,31 @@ def main(argv, common: pipeline.CommonFlags, steps_flag, no_context,
   source = (f"the dm_control {common.task.value} dataset `{common.dataset.value}`"
             if common.dataset.value else f"a dm_control {common.task.value} SAC replay dataset")
   h, lam = mopo_configs.TABLE3[common.preset.value]
+  mopo_steps, augwm_steps = runs[0].steps, runs[1].steps
+  rollout_batch = (mopo_configs.get_config("default").agent.rollout_batch_size
+                   if common.paper_scale.value else common.rollout_batch.value)
+  settings = (
+      f"Mass and damping factors {factors}. Both agents: (h, lambda) = ({h}, {lam}) (AugWM "
+      f"table 3, {common.preset.value}), {rollout_batch} rollout starts every 1000 updates, 5% "
+      f"real data, SAC 256x256; MOPO {mopo_steps}, AugWM {augwm_steps} updates per seed. AugWM: "
+      "DAS with z ~ U[0.5, 1.5]^|S| per transition, context appended to actor and critic "
+      "inputs; learned context after k = 300 steps, clipped to [0.93, 1.07]; oracle context: "
+      "the true per-dimension scale of the test dynamics against an unshifted simulator twin, "
+      "clipped to [0.5, 1.5]. ")
+  if common.paper_scale.value:
+    settings += f"Paper scale (AugWM table 4): {size.seeds} seeds, {source}."
+  else:
+    settings += (
+        f"Reduced from the paper to fit a 2-core CPU: {source} instead of D4RL HalfCheetah, the "
+        f"ensemble capped at {common.model_epochs.value} epochs, {augwm_steps // 1000}k instead "
+        f"of 900k AugWM ({mopo_steps // 1000}k instead of 400k MOPO) updates, "
+        f"{rollout_batch // 1000}k instead of 50k rollout starts, a {len(factors)} x "
+        f"{len(factors)} instead of 7 x 7 grid, {size.seeds} instead of 5 seeds.")
   table = pipeline.write_results(
       common.results_dir.value,
       f"AugWM vs MOPO on {common.task.value} (zero-shot mass x damping)",
       f"python -m {program} " + " ".join(sys.argv[1:]), revision, started,
-      common.task.value, size, dataset, model, unshifted, grids, comparisons,
-      f"Mass and damping factors {factors}. Both agents: (h, lambda) = ({h}, {lam}) (AugWM "
-      f"table 3, {common.preset.value}), {common.rollout_batch.value} rollout starts every "
-      f"1000 updates, 5% real data, SAC 256x256, {steps} updates per seed. AugWM: DAS with "
-      "z ~ U[0.5, 1.5]^|S| per transition, context appended to actor and critic inputs; "
-      "learned context after k = 300 steps, clipped to [0.93, 1.07]. Reduced from the paper to "
-      f"fit a 2-core CPU: {source} instead of D4RL HalfCheetah, the ensemble capped at "
-      f"{common.model_epochs.value} epochs, {steps // 1000}k instead of 900k AugWM (400k MOPO) "
-      f"updates, {common.rollout_batch.value // 1000}k instead of 50k rollout starts, a "
-      f"{len(factors)} x {len(factors)} instead of 7 x 7 grid, {size.seeds} instead of 5 seeds.",
+      common.task.value, size, dataset, model, unshifted, grids, comparisons, settings,
       linear_r2)
   print(table)
 
