@@ -215,6 +215,8 @@ def test_cli(generated, capsys, tmp_path):
   assert "| vd4rl/walker_walk/random/state | 60 | 3 |" in capsys.readouterr().out
   assert cli.main(["generate", "walker-walk/tiny", "--kinds", "great", "--root", root]) == 1
   assert "unknown kind(s) ['great']" in capsys.readouterr().err
+  assert cli.main(["generate", "walker-walk/tiny", "--pixels", "64,big"]) == 1
+  assert "--pixels expects comma-separated positive image sizes" in capsys.readouterr().err
   assert cli.main(["generate", "walker-walk/tiny", "--set", "behaviour.bogus=1"]) == 1
   assert "unknown config field 'behaviour.bogus'" in capsys.readouterr().err
   assert cli.main(["stats", str(tmp_path / "nothing")]) == 1

@@ -51,6 +51,9 @@ def generate_command(args: argparse.Namespace) -> int:
   unknown = [kind for kind in kinds if kind not in configs.DATASET_KINDS]
   if unknown:
     raise ValueError(f"--kinds: unknown kind(s) {unknown}; choose from {configs.DATASET_KINDS}.")
+  if not all(size.isdigit() and int(size) > 0 for size in _csv(args.pixels)):
+    raise ValueError(f"--pixels expects comma-separated positive image sizes such as 64 or "
+                     f"64,84; got {args.pixels!r}.")
   sizes = [int(size) for size in _csv(args.pixels)]
   root = args.root or catalog.default_root()
   built = vd4rl.generate(config, root, kinds, sizes)
