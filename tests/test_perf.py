@@ -19,6 +19,7 @@ def test_benchmarks_run_small():
   assert 0 < r["fraction_of_peak"] and r["flops_per_update"] > 1e8
   r = ensemble.run(steps_per_call=2, repeats=1)
   assert r["transitions_per_s"] > 0 and r["flops_per_step"] > 1e8
+  assert r["reference_steps_per_s"] > 0
   r = rollout.run(starts=64, horizon=2, repeats=1)
   assert r["transitions_per_s"] > 0
 
