@@ -151,7 +151,7 @@ def test_selection_rule():
                               "return_std": 1.0}
   assert chosen["expert"]["step"] == 25000
   with pytest.raises(vd4rl.GenerationError, match=r"above the medium threshold 950 \(best: "
-                     r"900.0 at step 25000\).*medium_threshold"):
+                     r"900.0 at step 25000\).*--set behaviour.medium_threshold="):
     vd4rl.choose_medium_and_expert(rows, 950.0, action_repeat=2)
 
 

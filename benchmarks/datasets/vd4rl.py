@@ -202,7 +202,9 @@ def choose_medium_and_expert(evaluations: List[dict], threshold: float, action_r
     raise GenerationError(
         f"no snapshot of {source} scores above the medium threshold {threshold:g} (best: "
         f"{best['return_mean']:.1f} at step {best['step']}); train longer "
-        "(--config.behaviour.num_steps) or lower --config.behaviour.medium_threshold.")
+        "(behaviour.num_steps) or lower behaviour.medium_threshold, e.g. python -m "
+        "benchmarks.datasets generate ... --set behaviour.medium_threshold=300 (the trained "
+        "behaviour run is reused).")
   return {"medium": above[0], "expert": table[-1], "evaluations": table}
 
 
