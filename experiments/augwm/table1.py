@@ -6,9 +6,11 @@ program gathers them into one table: grid mean ± std over seeds per agent, and 
 of each AugWM row against MOPO over the per-seed grid means (★ p < 0.05, as the paper's stars).
 
   for kind in random medium; do
-    python -m benchmarks.datasets generate cheetah-run/cpu --kinds $kind --root runs/vd4rl
+    python -m benchmarks.datasets generate cheetah-run/cpu --kinds $kind --root runs/vd4rl \
+        --set behaviour.medium_threshold=235
     python -m experiments.augwm.run --dataset=vd4rl/cheetah_run/$kind/state \
         --data_root=runs/vd4rl --preset=halfcheetah-$kind --model_max_epochs=30 \
+        --steps=15000 --eval_episodes=5 \
         --workdir=runs/augwm-table1/$kind --results_dir=experiments/augwm/table1/$kind
   done
   python -m experiments.augwm.table1 --kinds=random,medium
