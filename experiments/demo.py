@@ -3,7 +3,8 @@ r"""The README's main job (``make demo``): AugWM vs MOPO at small scale, zero-sh
 dataset -> world model -> MOPO and AugWM -> zero-shot mass x damping grid, on cheetah-run:
 
 1. Dataset: the replay of online SAC (40,000 env steps, action repeat 2), an episodic dataset.
-2. World model: a 7-member probabilistic ensemble (4 x 200), at most 20 epochs.
+2. World model: a 7-member probabilistic ensemble (4 x 200), at most 100 epochs (20 left it
+   undertrained: holdout MSE 0.50 against 0.30, and MOPO and AugWM learned to stand still).
 3. Agents: MOPO and AugWM (DAS augmentation, context appended to actor and critic), 20,000
    updates each, one seed.
 4. Evaluation in the real environment: unshifted returns, then a 3 x 3 grid of mass x damping
@@ -28,7 +29,7 @@ from absl import flags
 from experiments import pipeline
 from experiments.augwm import run as augwm_run
 
-DEMO_DEFAULTS = dict(seeds=1, sac_steps=40_000, model_max_epochs=20, workdir="runs/demo",
+DEMO_DEFAULTS = dict(seeds=1, sac_steps=40_000, model_max_epochs=100, workdir="runs/demo",
                      eval_episodes=5, grid_episodes=2)
 DEMO_UPDATES = 20_000
 
