@@ -83,7 +83,7 @@ def main(argv, kinds_flag, results_flag, task_flag) -> None:
             f"Command: `python -m experiments.augwm.table1 {' '.join(sys.argv[1:])}`; git "
             f"revision `{git_revision()}`. Each row gathers one `experiments.augwm.run` "
             "invocation (its own RESULTS.md, heatmaps, per-cell t-tests and settings are in "
-            f"`{results_flag.value}/<dataset>/`).\n\n"
+            f"`{os.path.relpath(results_flag.value)}/<dataset>/`).\n\n"
             f"Grid mean return (all cells of the zero-shot mass x damping grid) ± std over "
             f"{'/'.join(str(s) for s in sorted(seeds))} seeds; ★: AugWM above MOPO with "
             f"p < 0.05 (two-sided Welch t-test over the per-seed grid means).\n\n{text}\n")
