@@ -316,10 +316,13 @@ def _snapshot_actor(config: ml_collections.ConfigDict, root: str, kind: str, ste
   state = restore_snapshot(agent, workdir, step)
   policy = make_policy(agent, eval_mode=not config.stochastic_actions)
   base = jax.random.fold_in(jax.random.PRNGKey(config.seed), _KIND_IDS[kind])
+  keys: Dict[int, jax.Array] = {}  # one key per episode, folded once (not on every step)
 
   def act(observation, episode: int, t: int) -> np.ndarray:
-    key = jax.random.fold_in(base, episode)
-    return np.asarray(policy(state, {"state": observation["state"]}, key, t))
+    if episode not in keys:
+      keys.clear()
+      keys[episode] = jax.random.fold_in(base, episode)
+    return np.asarray(policy(state, {"state": observation["state"]}, keys[episode], t))
 
   return act
 
