@@ -26,7 +26,7 @@ import os
 from absl import app
 from absl import flags
 
-from experiments import pipeline
+from experiments import zero_shot
 from experiments.augwm import run as augwm_run
 
 DEMO_DEFAULTS = dict(seeds=1, sac_steps=40_000, model_max_epochs=100, workdir="runs/demo",
@@ -35,7 +35,7 @@ DEMO_UPDATES = 20_000
 
 
 if __name__ == "__main__":
-  _COMMON = pipeline.CommonFlags(
+  _COMMON = zero_shot.CommonFlags(
       os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo"), **DEMO_DEFAULTS)
   _STEPS = flags.DEFINE_integer("steps", DEMO_UPDATES, "MOPO / AugWM updates.")
   _NO_CONTEXT = flags.DEFINE_list(

@@ -24,6 +24,7 @@ import time
 from absl import app
 from absl import flags
 from absl import logging
+import jax
 import numpy as np
 
 from benchmarks.envs import make_env
@@ -33,6 +34,7 @@ from experiments.configs import bc as bc_configs
 from experiments.configs import sac as sac_configs
 from experiments.configs import td3bc as td3bc_configs
 from worldmodels.data import format_statistics_table, read_metadata
+from worldmodels.training.acting import EpisodeRunner
 from worldmodels.training.logging import read_jsonl
 
 _TASK = flags.DEFINE_string("task", "walker-walk", "dm_control task, domain-task.")
@@ -76,11 +78,10 @@ def random_policy_returns(task: str, episodes: int, seed: int,
   for episode in range(episodes):
     env = make_env(task, seed=10_000 + seed * 1000 + episode, episode_length=episode_length)
     spec = env.action_spec()
-    timestep, total = env.reset(), 0.0
-    while not timestep.last():
-      timestep = env.step(rng.uniform(spec.minimum, spec.maximum).astype(np.float32))
-      total += float(timestep.reward or 0.0)
-    returns.append(total)
+    uniform = lambda observation, t: rng.uniform(spec.minimum, spec.maximum)
+    returns.append(EpisodeRunner(env).run_episode(None, jax.random.PRNGKey(0),
+                                                  actions=uniform).total)
+    env.close()
   return np.asarray(returns)
 
 
@@ -137,7 +138,7 @@ def main(argv):
   print(stats_table, flush=True)
 
   # 3. Offline agents on the dataset.
-  results, budgets = {}, {}
+  results, budgets, source = {}, {}, None
   for number, name, configs, stage in ((2, "TD3+BC", td3bc_configs, "td3bc"),
                                        (3, "BC", bc_configs, "bc")):
     c = _stage_config(configs, b["preset"], stage, b[stage], b["episode_length"])
@@ -145,7 +146,8 @@ def main(argv):
     c.loop.eval_episodes = b["eval_episodes"]
     c.loop.eval_every = max(b[stage] // 4, 1)
     print(f"== {number}/3 {name} offline for {b[stage]} updates", flush=True)
-    train_launcher.run(c)
+    source = source or train_launcher.load_source(c)  # loaded once, for both agents
+    train_launcher.run(c, source)
     results[name] = read_jsonl(os.path.join(c.workdir, "eval.jsonl"))[-1]
     budgets[name] = b[stage]
 

@@ -16,27 +16,28 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from absl import app
 from absl import logging
 import ml_collections
 from ml_collections import config_flags
 
-from benchmarks.envs import env_spec, make_env_factory
+from benchmarks.envs import make_env_factory
 from worldmodels.agents import make_agent
-from worldmodels.data import DatasetError, format_statistics_table, load_dataset, write_dataset
+from worldmodels.data import DatasetError, format_statistics_table, write_dataset
+from worldmodels.data.source import DataSource
+from worldmodels.data.spec import DataSpec
 from worldmodels.models.artifacts import ModelArtifactError
-from worldmodels.training.agent import AgentSpec
 from worldmodels.training.logging import read_jsonl
 from worldmodels.training.loop import LoopConfig, TrainResult, train
 
 
 def env_factory_from_config(config: ml_collections.ConfigDict):
+  """Single-frame environments of ``config.env`` (frame stacks are the agent's: its spec)."""
   e = config.env
   return make_env_factory(e.task, obs_type=e.obs_type, action_repeat=e.action_repeat,
-                          image_size=e.image_size, frame_stack=e.frame_stack,
-                          episode_length=e.episode_length)
+                          image_size=e.image_size, episode_length=e.episode_length)
 
 
 def default_workdir(config: ml_collections.ConfigDict) -> str:
@@ -44,38 +45,51 @@ def default_workdir(config: ml_collections.ConfigDict) -> str:
       "runs", f"{config.agent_name}-{config.env.task}-seed{config.seed}")
 
 
-def run(config: ml_collections.ConfigDict) -> Dict[str, Any]:
+def load_source(config: ml_collections.ConfigDict) -> DataSource:
+  """The data source of ``config.dataset`` (one dataset, the frame stack of the config)."""
+  return DataSource.load(config.dataset.path,
+                         observation_keys=tuple(config.dataset.observation_keys),
+                         frame_stack=config.frame_stack)
+
+
+def run(config: ml_collections.ConfigDict, source: Optional[DataSource] = None) -> Dict[str, Any]:
   """Builds the agent of ``config``, trains it, writes ``summary.json`` in the workdir.
 
   Returns:
     The summary: final evaluation, evaluations, workdir, and the replay dataset path if saved.
   """
-  return run_with_agent(config)[0]
+  return run_with_agent(config, source)[0]
 
 
-def run_with_agent(config: ml_collections.ConfigDict
+def run_with_agent(config: ml_collections.ConfigDict, source: Optional[DataSource] = None
                    ) -> Tuple[Dict[str, Any], Any, TrainResult]:
   """As :func:`run`, also returning the agent and the :class:`TrainResult` (final state), for
-  experiments that evaluate the trained agent further (e.g. on shifted dynamics)."""
+  experiments that evaluate the trained agent further (e.g. on shifted dynamics).
+
+  Args:
+    config: the launcher config.
+    source: the data source of ``config.dataset.path``, already loaded (experiments that train
+      several agents or seeds on one dataset load it once); default: loaded here.
+  """
   workdir = default_workdir(config)
   env_factory = env_factory_from_config(config)
-  dataset = None
   if config.dataset.path:
-    dataset, metadata = load_dataset(config.dataset.path,
-                                     observation_keys=tuple(config.dataset.observation_keys))
+    source = source or load_source(config)
+    metadata = source.metadata()
     if metadata.get("task") not in (None, config.env.task):
       print(f"note: dataset task {metadata['task']!r} differs from --config.env.task "
             f"{config.env.task!r}; evaluating on {config.env.task!r}.")
-    spec = AgentSpec.from_steps(dataset)
+    spec = source.spec()
   else:
+    source = None
     probe = env_factory(config.seed)
-    es = env_spec(probe)
+    spec = DataSpec.from_environment(probe, frame_stack=config.frame_stack,
+                                     task=config.env.task)
     probe.close()
-    spec = AgentSpec(es.obs_shapes, es.action_dim)
   agent = make_agent(config.agent_name, config.agent, spec)
   loop = LoopConfig(seed=config.seed, **config.loop.to_dict())
-  result: TrainResult = train(agent, workdir=workdir, loop=loop, env_factory=env_factory,
-                              dataset=dataset)
+  result: TrainResult = train(agent, workdir=workdir, loop=loop, data=source,
+                              env_factory=env_factory)
   eval_path = os.path.join(workdir, "eval.jsonl")
   evaluations = read_jsonl(eval_path) if os.path.exists(eval_path) else []  # across resumes
   summary: Dict[str, Any] = {

@@ -15,42 +15,54 @@ import time
 
 from absl import app
 from absl import logging
-import jax
 import numpy as np
 from ml_collections import config_flags
 
-from worldmodels.data import DatasetError, load_dataset
-from worldmodels.data.samplers import all_transitions
-from worldmodels.models import ensemble as ens
-from worldmodels.models.artifacts import ModelArtifactError, save_ensemble
+from worldmodels.data import DatasetError
+from worldmodels.data.source import DataSource
+from worldmodels.models.artifacts import ModelArtifactError, save_model
+from worldmodels.models.ensemble_learner import EnsembleLearner
+from worldmodels.training.loop import LoopConfig, train
 
 
-def run(config) -> dict:
-  """Trains, saves and reports; returns the report as a dict."""
+def default_workdir(config) -> str:
+  """Checkpoints and per-epoch logs of the training: beside the artifact, ``<output>.train``."""
+  return config.workdir or os.path.abspath(config.output) + ".train"
+
+
+def run(config, source: DataSource | None = None) -> dict:
+  """Trains (resuming from the workdir's checkpoints), saves and reports; returns the report.
+
+  Args:
+    config: the model launcher config.
+    source: the data source of ``config.dataset.path``, already loaded (default: loaded here).
+  """
   if not config.dataset.path:
     raise ValueError("--config.dataset.path is required (an episodic dataset directory).")
   if not config.output:
     raise ValueError("--config.output is required (a new directory for the model artifact).")
   if os.path.exists(config.output):
     raise ModelArtifactError(f"{config.output}: already exists; artifacts are never overwritten.")
-  steps, metadata = load_dataset(config.dataset.path,
-                                 observation_keys=(config.dataset.observation_key,))
-  state, action, reward, next_state, discount = all_transitions(
-      steps, config.dataset.observation_key)
-  model_def = ens.Ensemble(state.shape[1], action.shape[1], config.model)
+  source = source or DataSource.load(config.dataset.path,
+                                     observation_keys=(config.dataset.observation_key,))
+  learner = EnsembleLearner.from_source(config.model, source,
+                                        observation_key=config.dataset.observation_key)
+  workdir = default_workdir(config)
+  loop = LoopConfig(steps_per_chunk=learner.num_batches, eval_every=0, eval_episodes=0,
+                    checkpoint_every=config.checkpoint_every_epochs * learner.num_batches,
+                    seed=config.seed, max_to_keep=2, log_every_seconds=config.log_every_seconds)
   start = time.time()
-  model, report = ens.train_ensemble(model_def, jax.random.PRNGKey(config.seed), state, action,
-                                     reward, next_state, terminal=discount == 0.0, verbose=True)
-  summary = {"epochs": report.epochs, "holdout_mse": report.holdout_mse,
-             "holdout_nll": report.holdout_nll, "elites": report.elites,
-             "elite_mse_per_dim": report.mse_per_dim, "elite_calibration": report.calibration,
-             "train_seconds": time.time() - start, "transitions": int(state.shape[0])}
-  save_ensemble(config.output, model_def, model, report=summary,
-                provenance={"dataset": os.path.abspath(config.dataset.path),
-                            "task": metadata.get("task"), "seed": config.seed})
+  state = train(learner, workdir=workdir, loop=loop, data=source).state
+  model, report = learner.trained_model(state), learner.report(state)
+  summary = dict(report.as_dict(), train_seconds=time.time() - start)
+  metadata = source.metadata()
+  save_model(config.output, learner.ensemble, model, report=summary,
+             provenance={"dataset": metadata.get("path", config.dataset.path),
+                         "task": metadata.get("task"), "seed": config.seed,
+                         "workdir": workdir})
   np.set_printoptions(precision=4, suppress=True)
   print(f"trained {config.model.num_members} members for {report.epochs} epochs on "
-        f"{state.shape[0]} transitions in {summary['train_seconds']:.0f} s")
+        f"{report.transitions} transitions in {summary['train_seconds']:.0f} s")
   print(f"holdout MSE per member: {report.holdout_mse}")
   print(f"holdout NLL per member: {report.holdout_nll}")
   print(f"elites: {report.elites}")

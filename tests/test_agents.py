@@ -20,11 +20,13 @@ from worldmodels.agents.td3bc import config as td3bc_config
 from worldmodels.agents.td3bc import losses as td3bc_losses
 from worldmodels.data import samplers
 from worldmodels.data.samplers import Transition
+from worldmodels.data.source import DataSource
+from worldmodels.data.spec import DataSpec
 from worldmodels.rl.networks import Critics, TanhGaussianActor
 from worldmodels.rl.updates import polyak
-from worldmodels.training.agent import AgentSpec
+from worldmodels.training.replay import init_replay, add_steps
 
-SPEC = AgentSpec({"state": (4,)}, 2)
+SPEC = DataSpec({"state": ((4,), np.float32)}, 2)
 CONFIGS = {"sac": sac_config.tiny_config, "td3bc": td3bc_config.tiny_config,
            "bc": bc_config.tiny_config, "mopo": mopo_config.tiny_config,
            "augwm": augwm_config.tiny_config}
@@ -49,24 +51,47 @@ def test_every_registered_agent_is_covered():
   assert set(REGISTRY) == set(CONFIGS)
 
 
+def _phase_inputs(phase, steps):
+  """One batch of ``phase``'s sampler and its frozen inputs, as the loop builds them."""
+  if phase.kind == "online":
+    replay = add_steps(init_replay(100, {"state": (4,)}, {"state": np.float32}, 2),
+                       jax.device_put(steps), steps.num_steps)
+    return phase.sampler(replay, jax.random.PRNGKey(1)), None
+  source = DataSource({"synthetic": steps})
+  phase.sampler.prepare(source)
+  frozen = phase.frozen(source) if phase.frozen is not None else None
+  return phase.sampler(source.arrays, jax.random.PRNGKey(1)), frozen
+
+
+def _parameter_leaves(state) -> list:
+  """The leaves whose path names parameters (params, targets, optimiser moments of them)."""
+  return [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(state)
+          if "param" in jax.tree_util.keystr(path)]
+
+
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_agent_contract(name):
   agent = _build(name)
   phase = agent.phases()[0]
   steps = synthetic_steps((20, 20), obs_dim=4, action_dim=2)
-  data, index = jax.device_put(steps), samplers.build_index(steps)
-  sample = phase.sample or samplers.sample_transitions
-  batch = sample(data, index, jax.random.PRNGKey(1), phase.batch_size)
+  batch, frozen = _phase_inputs(phase, steps)
   state = agent.init(jax.random.PRNGKey(0))
-  update = jax.jit(agent.update)
-  new_state, metrics = update(state, batch)
+  update = jax.jit(phase.update)
+  new_state, metrics = update(state, batch, frozen)
   assert int(new_state.step) == 1
   assert all(np.isfinite(float(v)) for v in metrics.values())
+  # The update learns: parameters and optimiser states change (not only the step counter).
+  before, after = _parameter_leaves(state), _parameter_leaves(new_state)
+  changed = sum(not np.array_equal(x, y) for x, y in zip(before, after))
+  assert before and changed >= len(before) // 2, (name, changed, len(before))
   # Pure: the same inputs give the same outputs; the input state is untouched.
-  again, _ = update(state, batch)
+  again, _ = update(state, batch, frozen)
   jax.tree_util.tree_map(np.testing.assert_array_equal, new_state, again)
-  action = agent.act(new_state, {"state": jnp.ones((5, 4))}, jax.random.PRNGKey(2), True)
-  assert action.shape == (5, 2)
+  # Acting: the policy interface on one observation, its carry passed through.
+  carry = agent.policy_init(jax.random.PRNGKey(3))
+  action, carry = jax.jit(agent.policy, static_argnames="eval_mode")(
+      new_state, carry, {"state": jnp.ones((4,))}, jax.random.PRNGKey(2), eval_mode=True)
+  assert action.shape == (2,)
   assert float(jnp.abs(action).max()) <= 1.0
   assert len(agent.phases()) == 1
 
@@ -127,17 +152,17 @@ def test_bc_recovers_a_linear_policy():
   config.normalize_observations = False
   config.lr = 3e-3
   agent = make_agent("bc", config, SPEC)
-  index = samplers.build_index(steps)
-  data = jax.device_put(steps)
+  source = DataSource({"linear": steps})
+  sampler = samplers.TransitionSampler(64)
 
   @jax.jit
-  def train(s, key):
+  def train(s, key, arrays):
     def body(s, k):
-      return agent.update(s, samplers.sample_transitions(data, index, k, 64))
+      return agent.update(s, sampler(arrays, k))
     return jax.lax.scan(body, s, jax.random.split(key, 1500))
 
   s0 = agent.init(jax.random.PRNGKey(0))
-  s1, metrics = train(s0, jax.random.PRNGKey(1))
+  s1, metrics = train(s0, jax.random.PRNGKey(1), source.arrays)
   first, last = float(metrics["bc_loss"][:20].mean()), float(metrics["bc_loss"][-50:].mean())
   assert last < first / 100, (first, last)
 

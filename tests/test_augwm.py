@@ -16,11 +16,12 @@ from worldmodels.agents.augwm.context import (AugWMPolicy, OnlineLinearModel,
                                               learned_context)
 from worldmodels.agents.augwm.learner import AugWMLearner
 from worldmodels.data.samplers import Transition
-from worldmodels.training.agent import AgentSpec
+from worldmodels.data.source import DataSource
+from worldmodels.data.spec import DataSpec
 from worldmodels.training.loop import LoopConfig, train
 
 S, A = 4, 2
-SPEC = AgentSpec({"state": (S,)}, A)
+SPEC = DataSpec({"state": ((S,), np.float32)}, A)
 
 
 def test_augmentation_algebra():
@@ -43,10 +44,10 @@ def test_linear_model_recovers_a_planted_scale():
   rng = np.random.default_rng(0)
   m = rng.normal(size=(S, S)) * 0.3
   z_true = np.array([1.05, 0.95, 1.0, 1.06])
-  linear = OnlineLinearModel(S, ridge=1e-6)
+  linear = OnlineLinearModel.empty(S, ridge=1e-6)
   for _ in range(200):
     s = rng.normal(size=S)
-    linear.update(s, z_true * (s @ m))
+    linear = linear.update(s, z_true * (s @ m))
   s = rng.normal(size=(50, S))
   z = learned_context(linear.predict(s), s @ m, 0.5, 1.5, 1e-6)
   ok = np.abs(s @ m) > 0.05  # well-conditioned ratios
@@ -86,49 +87,59 @@ def test_learner_augments_and_appends_context():
   np.testing.assert_array_equal(same.next_observation["state"], s2)
 
 
+def _act(policy, state, carry, observation):
+  return policy.policy(state, carry, observation, jax.random.PRNGKey(0), eval_mode=True)
+
+
 def test_learner_trains_and_policy_switches_at_k(tmp_path):
   config = augwm_config.tiny_config()
   config.num_steps, config.adapt_after = 40, 10
   agent = AugWMLearner(config, SPEC, world_model=_world_model())
   loop = LoopConfig(steps_per_chunk=20, eval_every=0, eval_episodes=0, checkpoint_every=0,
                     log_every_seconds=60.0)
-  result = train(agent, workdir=str(tmp_path), loop=loop, dataset=synthetic_steps((30, 30)))
+  result = train(agent, workdir=str(tmp_path), loop=loop,
+                 data=DataSource({"d": synthetic_steps((30, 30))}))
   assert int(result.state.sac.step) == 40
   # The loop's own evaluation acts with the default context on plain observations.
   assert agent.act(result.state, {"state": jnp.ones((3, S))}, jax.random.PRNGKey(0),
                    True).shape == (3, A)
-  policy = AugWMPolicy(agent, result.state, mode="learned")
+  policy = AugWMPolicy(agent, mode="learned")
+  carry = policy.policy_init(jax.random.PRNGKey(0))
   rng = np.random.default_rng(0)
   state = rng.normal(size=S).astype(np.float32)
   for _ in range(30):  # a "shifted" environment: delta = 1.5 * s M
-    action = policy.act({"state": state})
+    action, carry = _act(policy, result.state, carry, {"state": state})
     assert action.shape == (A,) and np.all(np.abs(action) <= 1)
     state = (state + 1.5 * 0.1 * state).astype(np.float32)
-  contexts = np.asarray(policy.contexts)
+  contexts = np.asarray(carry.contexts)
   np.testing.assert_array_equal(contexts[:10], 1.0)  # default context before k steps
   assert np.any(contexts[10:] != 1.0)
   assert contexts.min() >= 0.93 and contexts.max() <= 1.07
-  policy.reset(1)
-  assert policy.linear.count == 0 and policy.contexts == []
-  default = AugWMPolicy(agent, result.state, mode="default")
+  assert carry.linear.count == 29 and np.isfinite(policy.episode_r2(carry))
+  fresh = policy.policy_init(jax.random.PRNGKey(1))  # a new episode starts from nothing
+  assert fresh.linear.count == 0 and fresh.contexts == () and fresh.step == 0
+  default = AugWMPolicy(agent, mode="default")
+  carry = default.policy_init(jax.random.PRNGKey(0))
   for _ in range(15):
-    default.act({"state": state})
-  np.testing.assert_array_equal(np.asarray(default.contexts), 1.0)
+    _, carry = _act(default, result.state, carry, {"state": state})
+  np.testing.assert_array_equal(np.asarray(carry.contexts), 1.0)
 
 
 class _PlantedOracle:
-  """Knows the true z; records what the policy shows it."""
+  """Knows the true z; records what the policy shows it (its carry counts transitions)."""
 
   def __init__(self, z):
-    self.z, self.seen, self.resets = z, [], 0
+    self.z, self.seen = z, []
 
-  def reset(self):
-    self.resets += 1
+  def init(self):
+    return 0
 
-  def observe(self, observation, action, next_observation):
+  def observe(self, count, observation, action, next_observation):
     self.seen.append((observation["state"].copy(), action.copy(), next_observation["state"]))
+    return count + 1
 
-  def context(self):
+  def context(self, count):
+    assert count > 0
     return self.z
 
 
@@ -138,28 +149,32 @@ def test_policy_with_an_oracle_context():
   state = agent.init(jax.random.PRNGKey(0))
   planted = np.asarray([0.6, 1.4, 1.0, 1.2], np.float32)
   oracle = _PlantedOracle(planted)
-  policy = AugWMPolicy(agent, state, mode="oracle", oracle=oracle)
+  policy = AugWMPolicy(agent, mode="oracle", oracle=oracle)
+  carry = policy.policy_init(jax.random.PRNGKey(0))
   observations = [{"state": np.full(S, float(t), np.float32)} for t in range(4)]
-  actions = [policy.act(obs) for obs in observations]
-  contexts = np.asarray(policy.contexts)
+  actions = []
+  for observation in observations:
+    action, carry = _act(policy, state, carry, observation)
+    actions.append(action)
+  contexts = np.asarray(carry.contexts)
   np.testing.assert_array_equal(contexts[0], 1.0)  # nothing observed yet
   np.testing.assert_array_equal(contexts[1:], np.broadcast_to(planted, (3, S)))
-  assert len(oracle.seen) == 3  # (o_t, a_t, o_t+1) for t = 0, 1, 2
+  assert len(oracle.seen) == 3 and carry.oracle == 3  # (o_t, a_t, o_t+1) for t = 0, 1, 2
   np.testing.assert_array_equal(oracle.seen[1][0], observations[1]["state"])
   np.testing.assert_array_equal(oracle.seen[1][1], actions[1])
   np.testing.assert_array_equal(oracle.seen[1][2], observations[2]["state"])
-  policy.reset(1)
-  assert oracle.resets == 2 and policy.contexts == []  # once at construction, once now
+  fresh = policy.policy_init(jax.random.PRNGKey(1))
+  assert fresh.oracle == 0 and fresh.contexts == ()
   with pytest.raises(ValueError, match="needs an oracle"):
-    AugWMPolicy(agent, state, mode="oracle")
+    AugWMPolicy(agent, mode="oracle")
   with pytest.raises(ValueError, match="only that mode takes one"):
-    AugWMPolicy(agent, state, mode="default", oracle=oracle)
+    AugWMPolicy(agent, mode="default", oracle=oracle)
 
 
 def test_registry_builds_augwm(tmp_path):
-  from worldmodels.models.artifacts import save_ensemble  # pylint: disable=g-import-not-at-top
+  from worldmodels.models.artifacts import save_model  # pylint: disable=g-import-not-at-top
   model_def, model = _world_model()
-  save_ensemble(str(tmp_path / "m"), model_def, model)
+  save_model(str(tmp_path / "m"), model_def, model)
   config = augwm_config.tiny_config()
   config.model_path = str(tmp_path / "m")
   agent = make_agent("augwm", config, SPEC)

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT, tiny_world_model
 from worldmodels.agents import make_agent
-from worldmodels.training.agent import AgentSpec
+from worldmodels.data.spec import DataSpec
 from worldmodels.training.loop import LoopConfig
 
 ALL_CONFIG_FILES = sorted(
@@ -32,9 +32,9 @@ def test_every_agent_has_a_config():
 @pytest.fixture(scope="module")
 def world_model_path(tmp_path_factory):
   """A small ensemble artifact for agents that need one (MOPO)."""
-  from worldmodels.models.artifacts import save_ensemble  # pylint: disable=g-import-not-at-top
+  from worldmodels.models.artifacts import save_model  # pylint: disable=g-import-not-at-top
   path = str(tmp_path_factory.mktemp("model") / "ensemble")
-  save_ensemble(path, *tiny_world_model(5, 3))
+  save_model(path, *tiny_world_model(5, 3))
   return path
 
 
@@ -51,7 +51,7 @@ def test_config_builds(name, world_model_path):
     LoopConfig(seed=config.seed, **config.loop.to_dict())
     if "model_path" in config.agent:
       config.agent.model_path = world_model_path
-    agent = make_agent(config.agent_name, config.agent, AgentSpec({"state": (5,)}, 3))
+    agent = make_agent(config.agent_name, config.agent, DataSpec({"state": ((5,), "float32")}, 3))
     assert agent.phases()
 
 
@@ -88,12 +88,12 @@ def test_paper_scale_flags_give_the_papers_sizes():
   grid per task, agent-default 50k rollout starts; without it, the CPU sizes."""
   from absl import flags  # pylint: disable=import-outside-toplevel
   from benchmarks.shifts import CHEETAH_GRID_FACTORS, WALKER_GRID_FACTORS  # pylint: disable=import-outside-toplevel
-  from experiments import pipeline  # pylint: disable=import-outside-toplevel
+  from experiments import zero_shot  # pylint: disable=import-outside-toplevel
   from experiments.augwm import run as augwm_run  # pylint: disable=import-outside-toplevel
   from experiments.configs import mopo as mopo_configs  # pylint: disable=import-outside-toplevel
 
   values = flags.FlagValues()  # a private registry, not the process's flags
-  common = pipeline.CommonFlags("/tmp/results", flag_values=values)
+  common = zero_shot.CommonFlags("/tmp/results", flag_values=values)
   values(["prog", "--paper_scale", "--task=cheetah-run", "--preset=halfcheetah-medium"])
   assert [run.steps for run in augwm_run.agent_runs(common, 30_000)] == [400_000, 900_000]
   assert common.sizes().seeds == 5 and common.sizes().preset == "default"

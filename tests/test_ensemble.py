@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,6 +15,8 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 from worldmodels.models import ensemble as ens
+from worldmodels.models.ensemble_learner import EnsembleLearner, model_data
+from worldmodels.training.loop import LoopConfig, train
 
 S, A = 3, 2
 NOISE = 0.05
@@ -42,12 +45,20 @@ def _config(**overrides):
   return c
 
 
+def fit(model_def, data, workdir, max_epochs, terminal=None, **loop):
+  """Trains through the common loop; returns ``(learner, final state)``."""
+  learner = EnsembleLearner(model_def, model_data(*data, terminal), max_epochs=max_epochs)
+  loop = LoopConfig(**{"steps_per_chunk": learner.num_batches, "eval_every": 0,
+                       "eval_episodes": 0, "checkpoint_every": 0, "log_every_seconds": 60.0,
+                       **loop})
+  return learner, train(learner, workdir=str(workdir), loop=loop).state
+
+
 @pytest.fixture(scope="module")
-def trained():
+def trained(tmp_path_factory):
   model_def = ens.Ensemble(S, A, _config())
-  data = _linear_system(5000)
-  model, report = ens.train_ensemble(model_def, jax.random.PRNGKey(0), *data, max_epochs=60)
-  return model_def, model, report
+  learner, state = fit(model_def, _linear_system(5000), tmp_path_factory.mktemp("fit"), 60)
+  return model_def, learner.trained_model(state), learner.report(state)
 
 
 def test_recovers_linear_system_and_noise_level(trained):
@@ -57,7 +68,7 @@ def test_recovers_linear_system_and_noise_level(trained):
   # The predicted variance matches the true noise: calibration ratio near 1 per dimension.
   np.testing.assert_allclose(report.calibration, 1.0, atol=0.5)
   assert report.holdout_nll.min() < 0.5 * np.log(2 * np.pi * np.e * (2 * NOISE**2))
-  assert report.epochs <= 60 and len(report.elites) == 3
+  assert 5 < report.epochs < 60 and len(report.elites) == 3  # early stopping ended it
 
 
 def test_elites_skip_a_planted_bad_member(trained):
@@ -120,12 +131,14 @@ def test_penalties_analytic():
 def test_bad_training_input():
   model_def = ens.Ensemble(S, A, _config())
   s, a, r, s2 = _linear_system(2000)
-  with pytest.raises(ValueError, match="action has shape"):
-    ens.train_ensemble(model_def, jax.random.PRNGKey(0), s, a[:, :1], r, s2)
+  with pytest.raises(ValueError, match="do not fit a model of 3-d states and 2-d actions"):
+    EnsembleLearner(model_def, model_data(s, a[:, :1], r, s2))
+  with pytest.raises(ValueError, match="too few for the ensemble.*ensemble.py:tiny"):
+    EnsembleLearner(model_def, model_data(s[:100], a[:100], r[:100], s2[:100]))
   s = s.copy()
   s[3, 0] = np.nan
   with pytest.raises(ValueError, match="state contains NaN"):
-    ens.train_ensemble(model_def, jax.random.PRNGKey(0), s, a, r, s2)
+    model_data(s, a, r, s2)
 
 
 def test_sharded_members_match_unsharded():
@@ -153,21 +166,53 @@ def test_sharded_members_match_unsharded():
   assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
 
 
-def test_learned_termination_head():
+def test_learned_termination_head(tmp_path):
   """Terminal when s'[0] > 0.8: the head learns the boundary and rollouts stop there."""
   s, a, r, s2 = _linear_system(4000, seed=3)
   terminal = s2[:, 0] > 0.8
   config = _config(learn_termination=True, num_members=2, num_elites=2)
   model_def = ens.Ensemble(S, A, config)
-  model, _ = ens.train_ensemble(model_def, jax.random.PRNGKey(0), s, a, r, s2,
-                                terminal=terminal, max_epochs=30)
+  learner, state = fit(model_def, (s, a, r, s2), tmp_path, 30, terminal=terminal)
+  model = learner.trained_model(state)
   test_s, test_a, _, test_s2 = _linear_system(1000, seed=4)
   out = model_def.step(model, test_s, test_a, jax.random.PRNGKey(1))
   accuracy = (np.asarray(out["terminal"]) == (test_s2[:, 0] > 0.8)).mean()
   assert accuracy > 0.9, accuracy
-  with pytest.raises(ValueError, match="learn_termination needs terminal"):
-    ens.train_ensemble(model_def, jax.random.PRNGKey(0), s, a, r, s2, max_epochs=1)
   # Without the head nothing terminates.
   plain = ens.Ensemble(S, A, _config())
   assert not bool(plain.step(plain.init(jax.random.PRNGKey(0)), test_s, test_a,
                              jax.random.PRNGKey(1))["terminal"].any())
+
+
+def test_training_phase_killed_and_resumed_ends_with_the_same_parameters(tmp_path):
+  """The ensemble phase stopped mid-training (a NaN guard fires after a checkpoint) and rerun
+  in the same workdir ends bit-identical to an uninterrupted run, early stopping and elites
+  included."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  from worldmodels.training.loop import NonFiniteLossError  # pylint: disable=import-outside-toplevel
+  model_def = ens.Ensemble(S, A, _config(patience=2))
+  data = _linear_system(1500, seed=5)
+  learner, reference = fit(model_def, data, tmp_path / "straight", 40, checkpoint_every=18)
+  assert 3 < int(reference.epoch) < 40 and bool(reference.stopped)  # stopped early
+  batches = learner.num_batches  # 9 per epoch: checkpoints every 2 epochs
+
+  interrupted = EnsembleLearner(model_def, model_data(*data), max_epochs=40)
+  phase = interrupted.phases()[0]
+
+  def failing(state, batch, frozen):
+    state, metrics = phase.update(state, batch, frozen)
+    bad = state.step > 3 * batches + 2  # inside epoch 4, after the checkpoint of epoch 2
+    return state, {k: jnp.where(bad, jnp.nan, v) for k, v in metrics.items()}
+
+  loop = LoopConfig(steps_per_chunk=batches, eval_every=0, eval_episodes=0, checkpoint_every=18,
+                    log_every_seconds=60.0)
+  with pytest.raises(NonFiniteLossError, match="model_loss.*phase 'ensemble'"):
+    train(interrupted, workdir=str(tmp_path / "killed"), loop=loop,
+          phases=[dataclasses.replace(phase, update=failing)])
+  _, resumed = fit(model_def, data, tmp_path / "killed", 40, checkpoint_every=18)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, resumed, reference)
+  np.testing.assert_array_equal(learner.trained_model(resumed).elites,
+                                learner.trained_model(reference).elites)
+  logged = [json.loads(line) for line in open(tmp_path / "straight" / "train.jsonl")]
+  assert [row["epoch"] for row in logged] == list(range(1, int(reference.epoch) + 1))
+  assert all("holdout_mse" in row and "model_loss" in row for row in logged)

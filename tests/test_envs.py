@@ -150,7 +150,8 @@ def test_both_has_state_and_pixels_and_quadruped_uses_camera_2():
 
 
 def test_frame_stack_fills_on_reset_and_shifts_on_step():
-  env = make_env("cheetah-run", obs_type="pixels", frame_stack=3)
+  from worldmodels.training.acting import FrameStack  # pylint: disable=import-outside-toplevel
+  env = FrameStack(make_env("cheetah-run", obs_type="pixels"), {"pixels": 3})
   assert env.observation_spec()["pixels"].shape == (64, 64, 9)
   previous = env.reset().observation["pixels"]
   assert previous.shape == (64, 64, 9) and previous.dtype == np.uint8

@@ -8,7 +8,7 @@ import pytest
 from benchmarks.envs import make_env, make_env_factory
 from worldmodels.agents import make_agent
 from worldmodels.agents.sac.config import default_config
-from worldmodels.training.agent import AgentSpec
+from worldmodels.data.spec import DataSpec
 from worldmodels.training.loop import LoopConfig, train
 
 
@@ -29,7 +29,7 @@ def _random_returns(task: str, episodes: int) -> np.ndarray:
 def test_sac_beats_random_on_walker_walk(tmp_path):
   config = default_config()
   config.num_steps, config.random_steps, config.learning_starts = 25_000, 2_000, 2_000
-  agent = make_agent("sac", config, AgentSpec({"state": (24,)}, 6))
+  agent = make_agent("sac", config, DataSpec({"state": ((24,), "float32")}, 6))
   loop = LoopConfig(steps_per_chunk=1000, eval_every=0, eval_episodes=5, checkpoint_every=0,
                     replay_capacity=30_000)
   result = train(agent, workdir=str(tmp_path), loop=loop,

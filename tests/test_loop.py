@@ -15,12 +15,15 @@ from tests.conftest import synthetic_steps
 from worldmodels.agents import make_agent
 from worldmodels.agents.sac import config as sac_config
 from worldmodels.agents.td3bc import config as td3bc_config
-from worldmodels.training.agent import AgentSpec, Phase
+from worldmodels.data.source import DataSource
+from worldmodels.data.spec import DataSpec
 from worldmodels.training.checkpoint import Checkpointer
 from worldmodels.training.loop import (LoopConfig, NonFiniteLossError, restore_snapshot,
                                       snapshot_steps, train)
 
-SPEC = AgentSpec({"state": (4,)}, 2, {"state": np.zeros(4)}, {"state": np.ones(4)})
+SPEC = DataSpec({"state": ((4,), np.float32)}, 2, {}, {"state": np.zeros(4)},
+                {"state": np.ones(4)})
+WALKER = DataSpec({"state": ((24,), np.float32)}, 6)
 LOOP = LoopConfig(steps_per_chunk=25, eval_every=0, eval_episodes=0, checkpoint_every=50,
                   log_every_seconds=60.0)
 
@@ -36,25 +39,24 @@ def _assert_same(a, b):
 
 
 def test_resume_equals_uninterrupted(tmp_path):
-  steps = synthetic_steps((30, 40, 25))
-  reference = train(_agent(), workdir=str(tmp_path / "a"), loop=LOOP, dataset=steps).state
+  source = DataSource({"synthetic": synthetic_steps((30, 40, 25))})
+  reference = train(_agent(), workdir=str(tmp_path / "a"), loop=LOOP, data=source).state
 
   # Interrupted run: its update raises after 75 steps (a checkpoint exists at 50).
   agent = _agent()
 
-  def failing_update(state, batch):
-    state, metrics = agent.update(state, batch)
+  def failing_update(state, batch, frozen):
+    state, metrics = agent.update(state, batch, frozen)
     bad = state.step > 75
     return state, {k: jax.numpy.where(bad, np.nan, v) for k, v in metrics.items()}
 
-  phase = agent.phases()[0]
-  interrupted = Phase(phase.name, phase.kind, phase.num_steps, failing_update, phase.batch_size)
+  interrupted = dataclasses.replace(agent.phases()[0], update=failing_update)
   with pytest.raises(NonFiniteLossError, match=r"critic_loss.*phase 'td3bc', steps 75..100.*"
                      r"last good checkpoint \(step 50\)"):
-    train(agent, workdir=str(tmp_path / "b"), loop=LOOP, dataset=steps, phases=[interrupted])
+    train(agent, workdir=str(tmp_path / "b"), loop=LOOP, data=source, phases=[interrupted])
   assert Checkpointer(str(tmp_path / "b")).latest_step() == 50  # nothing saved after the NaN
 
-  resumed = train(_agent(), workdir=str(tmp_path / "b"), loop=LOOP, dataset=steps).state
+  resumed = train(_agent(), workdir=str(tmp_path / "b"), loop=LOOP, data=source).state
   _assert_same(resumed, reference)
   rows = [json.loads(l) for l in open(tmp_path / "b" / "train.jsonl")]
   assert [r["step"] for r in rows][-4:] == [75, 100, 125, 150]
@@ -64,11 +66,11 @@ def test_nan_in_data_stops_the_run(tmp_path):
   steps = synthetic_steps((20, 20))
   steps = steps.replace(reward=np.where(np.arange(steps.num_steps) == 3, np.nan, steps.reward))
   with pytest.raises(NonFiniteLossError, match="no checkpoint was saved yet"):
-    train(_agent(), workdir=str(tmp_path), loop=LOOP, dataset=steps)
+    train(_agent(), workdir=str(tmp_path), loop=LOOP, data=DataSource({"nan": steps}))
 
 
 def test_offline_phase_needs_a_dataset(tmp_path):
-  with pytest.raises(ValueError, match="no dataset was given"):
+  with pytest.raises(ValueError, match="no data source was given"):
     train(_agent(), workdir=str(tmp_path), loop=LOOP)
 
 
@@ -76,7 +78,7 @@ def test_online_sac_collects_evaluates_and_exports(tmp_path):
   factory = make_env_factory("walker-walk", episode_length=20)
   config = sac_config.tiny_config()
   config.num_steps, config.random_steps, config.learning_starts = 100, 30, 30
-  agent = make_agent("sac", config, AgentSpec({"state": (24,)}, 6))
+  agent = make_agent("sac", config, WALKER)
   loop = LoopConfig(steps_per_chunk=25, eval_every=50, eval_episodes=1, checkpoint_every=50,
                     replay_capacity=1000, log_every_seconds=60.0)
   result = train(agent, workdir=str(tmp_path), loop=loop, env_factory=factory)
@@ -100,13 +102,13 @@ def test_online_resume_at_an_episode_boundary_equals_uninterrupted(tmp_path):
   config.num_steps, config.random_steps, config.learning_starts = 100, 50, 30
   loop = LoopConfig(steps_per_chunk=20, eval_every=0, eval_episodes=0, checkpoint_every=40,
                     snapshot_every=40, replay_capacity=1000, log_every_seconds=60.0)
-  agent = make_agent("sac", config, AgentSpec({"state": (24,)}, 6))
+  agent = make_agent("sac", config, WALKER)
   reference = train(agent, workdir=str(tmp_path / "a"), loop=loop, env_factory=factory)
 
   phase = agent.phases()[0]
 
-  def failing_update(state, batch):  # NaN from the 26th update on (env step 56): chunk 40..60
-    state, metrics = agent.update(state, batch)
+  def failing_update(state, batch, frozen):  # NaN from the 26th update (env step 56)
+    state, metrics = agent.update(state, batch, frozen)
     return state, {k: jax.numpy.where(state.step > 25, np.nan, v) for k, v in metrics.items()}
 
   interrupted = dataclasses.replace(phase, update=failing_update)

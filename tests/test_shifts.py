@@ -234,19 +234,20 @@ def test_oracle_context_measures_the_true_scale():
     base = make_env_factory("cheetah-run", record_physics=True, episode_length=40)
     env = make_shifted_env_factory(base, setting)(3) if setting else base(3)
     oracle = OracleContext("cheetah-run", 0.5, 1.5)
+    sums = oracle.init()
     rng = np.random.default_rng(0)
     timestep = env.reset()
     while not timestep.last():
       action = rng.uniform(-1, 1, 6).astype(np.float32)
       following = env.step(action)
-      oracle.observe(timestep.observation, action, following.observation)
+      sums = oracle.observe(sums, timestep.observation, action, following.observation)
       timestep = following
-    return oracle.context()
+    return oracle.context(sums)
 
   np.testing.assert_allclose(measure(None), 1.0, atol=1e-3)
   shifted = measure(DampingScale(0.25))
   assert shifted.shape == (17,) and shifted.min() >= 0.5 and shifted.max() <= 1.5
   assert np.abs(shifted - 1.0).max() > 0.01
   with pytest.raises(KeyError, match="record_physics=True"):
-    OracleContext("cheetah-run", 0.5, 1.5).observe({"state": np.zeros(17)}, np.zeros(6),
+    OracleContext("cheetah-run", 0.5, 1.5).observe(None, {"state": np.zeros(17)}, np.zeros(6),
                                                    {"state": np.zeros(17)})

@@ -113,22 +113,22 @@ def test_rollouts_resume_to_exactly_the_uninterrupted_dataset(tmp_path):
   bounds = (env.action_spec().minimum, env.action_spec().maximum)
   card = {"kind": "random"}
   reference = str(tmp_path / "reference")
-  vd4rl.collect_rollouts(config, reference, "random", vd4rl._random_actor(config, *bounds),
+  vd4rl.collect_rollouts(config, reference, "random", vd4rl._random_episodes(config, *bounds),
                          100, {"kind": "random"}, card)
 
-  actor = vd4rl._random_actor(config, *bounds)
+  run_episode = vd4rl._random_episodes(config, *bounds)
 
-  def dies_in_episode_3(observation, episode, t):
-    if episode == 3 and t == 5:
-      raise KeyboardInterrupt
-    return actor(observation, episode, t)
+  def dies_in_episode_3(env, episode):
+    if episode == 3:  # killed halfway through the episode
+      env.step = lambda action: (_ for _ in ()).throw(KeyboardInterrupt())
+    return run_episode(env, episode)
 
   interrupted = str(tmp_path / "interrupted")
   with pytest.raises(KeyboardInterrupt):
     vd4rl.collect_rollouts(config, interrupted, "random", dies_in_episode_3, 100,
                            {"kind": "random"}, card)
   assert read_metadata(interrupted)["num_episodes"] == 2  # one shard of 2 committed
-  vd4rl.collect_rollouts(config, interrupted, "random", vd4rl._random_actor(config, *bounds),
+  vd4rl.collect_rollouts(config, interrupted, "random", vd4rl._random_episodes(config, *bounds),
                          100, {"kind": "random"}, card)
   a, meta_a = load_dataset(reference)
   b, meta_b = load_dataset(interrupted)
@@ -137,7 +137,7 @@ def test_rollouts_resume_to_exactly_the_uninterrupted_dataset(tmp_path):
   # A different seed gives different episodes.
   config.seed = 1
   other = str(tmp_path / "other")
-  vd4rl.collect_rollouts(config, other, "random", vd4rl._random_actor(config, *bounds), 20,
+  vd4rl.collect_rollouts(config, other, "random", vd4rl._random_episodes(config, *bounds), 20,
                          {"kind": "random"}, card)
   assert not np.array_equal(load_dataset(other)[0].action[:20], a.action[:20])
 

@@ -8,13 +8,12 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import math  # noqa: E402
 
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from benchmarks.envs import make_env_factory  # noqa: E402
-from benchmarks.protocols import (GridResult, agent_policy, evaluate_grid,  # noqa: E402
-                                  grid_coordinates, merge_seeds)
+from benchmarks.protocols import (GridResult, evaluate_grid, grid_coordinates,  # noqa: E402
+                                  merge_seeds)
 from benchmarks.shifts import (CrippledActuators, MassScale, grid,  # noqa: E402
                                make_shifted_env_factory)
 
@@ -22,20 +21,24 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class ConstantPolicy:
-  """Always the same action; counts its resets and steps."""
+  """Always the same action (a host policy); records the seed of each episode's key and counts
+  its steps, its carry counting the steps of the episode."""
+
+  runs_on_host = True
 
   def __init__(self, action: np.ndarray):
     self.action = action
     self.resets: list[int] = []
     self.steps = 0
 
-  def reset(self, seed: int) -> None:
-    self.resets.append(seed)
+  def policy_init(self, key):
+    self.resets.append(int(np.asarray(key)[-1]))  # PRNGKey(seed) = [0, seed]
+    return 0
 
-  def act(self, observation: dict[str, np.ndarray]) -> np.ndarray:
-    assert observation["state"].dtype == np.float32
+  def policy(self, state, carry, observation, key, eval_mode):
+    assert observation["state"].dtype == np.float32 and eval_mode and state is None
     self.steps += 1
-    return self.action
+    return self.action, carry + 1
 
 
 def _walker_factory_for(setting):
@@ -50,15 +53,19 @@ def settings():
 @pytest.fixture(scope="module")
 def zero_results(settings):
   """Zero-action returns for seeds 0 and 1 (one episode per cell each)."""
-  return [evaluate_grid(ConstantPolicy(np.zeros(6, np.float32)), _walker_factory_for, settings,
+  return [evaluate_grid(ConstantPolicy(np.zeros(6, np.float32)), None, _walker_factory_for, settings,
                         episodes=1, seed=seed) for seed in (0, 1)]
 
 
 def test_evaluate_grid_runs_every_cell(settings):
   policy = ConstantPolicy(np.zeros(6, np.float32))
-  result = evaluate_grid(policy, _walker_factory_for, settings, episodes=2, seed=5)
+  carries = []
+  result = evaluate_grid(policy, None, _walker_factory_for, settings, episodes=2, seed=5,
+                         on_episode=lambda cell, episode, out: carries.append(
+                             (cell, episode, out.carry)))
   assert result.returns.shape == (1, 4, 2) and result.seeds == (5,)
   assert policy.resets == [5, 6] * 4 and policy.steps == 4 * 2 * 20
+  assert carries == [(cell, episode, 20) for cell in range(4) for episode in range(2)]
   assert result.settings == tuple(setting.name for setting in settings)
   assert result.coordinates == ((0.5, 1.0), (1.0, 1.0), (0.5, 1.5), (1.0, 1.5))
   assert np.isfinite(result.returns).all() and (result.returns > 0).all()
@@ -89,7 +96,7 @@ def test_several_seeds_use_per_seed_means(zero_results):
 def test_compare_gives_differences_and_welch_p_values(zero_results, settings):
   zeros = merge_seeds(zero_results)
   pushed = merge_seeds([
-      evaluate_grid(ConstantPolicy(np.full(6, 0.5, np.float32)), _walker_factory_for,
+      evaluate_grid(ConstantPolicy(np.full(6, 0.5, np.float32)), None, _walker_factory_for,
                     settings, episodes=1, seed=seed) for seed in (0, 1)])
   comparison = pushed.compare(zeros)
   np.testing.assert_allclose(comparison.differences,
@@ -122,27 +129,10 @@ def test_save_and_load_round_trip(zero_results, tmp_path):
 
 
 def test_non_grid_settings_get_a_list_table(tmp_path):
-  result = evaluate_grid(ConstantPolicy(np.zeros(6, np.float32)), _walker_factory_for,
+  result = evaluate_grid(ConstantPolicy(np.zeros(6, np.float32)), None, _walker_factory_for,
                          [CrippledActuators((0,)), MassScale(1.25)], episodes=1, seed=0)
   assert result.coordinates == (None, (1.25, 1.0)) and not result.is_grid
   assert "| crippled:0 | " in result.returns_table()
   with pytest.raises(ValueError):
     result.heatmap(str(tmp_path / "no.png"), "not a grid")
   assert grid_coordinates(MassScale(0.5)) == (0.5, 1.0)
-
-
-def test_agent_policy_adapts_agent_act():
-
-  class Agent:
-    """Acts with ``state * observation`` and records its eval flag."""
-
-    def act(self, state, observation, key, eval_mode):
-      del key
-      assert eval_mode
-      return state * observation["state"][:, :2]
-
-  policy = agent_policy(Agent(), jnp.float32(2.0))
-  policy.reset(0)
-  action = policy.act({"state": np.array([1.0, -1.0, 5.0], np.float32)})
-  np.testing.assert_allclose(action, [2.0, -2.0])
-  assert isinstance(action, np.ndarray)

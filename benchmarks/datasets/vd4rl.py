@@ -38,6 +38,7 @@ import shutil
 import time
 from typing import Any, Callable, Dict, List, Optional
 
+import dm_env
 import jax
 import ml_collections
 import numpy as np
@@ -49,8 +50,9 @@ from worldmodels.data.stats import format_statistics_table
 from worldmodels.data.types import Steps
 from worldmodels.data.writer import EpisodeWriter, write_dataset
 from worldmodels.provenance import git_revision
-from worldmodels.training.agent import AgentSpec
-from worldmodels.training.evaluation import make_policy
+from worldmodels.data.spec import DataSpec
+from worldmodels.training.acting import (Episode, EpisodeRunner, compile_policy,
+                                         episode_to_rlds)
 from worldmodels.training.logging import Progress, read_jsonl
 from worldmodels.training.loop import LoopConfig, restore_snapshot, train
 
@@ -87,8 +89,9 @@ def _env_factory(config: ml_collections.ConfigDict, **kwargs):
 def _sac_agent(config: ml_collections.ConfigDict):
   probe = _env_factory(config)(0)
   spec = env_spec(probe)
+  data_spec = DataSpec.from_environment(probe, task=config.task)
   probe.close()
-  return make_agent("sac", config.sac, AgentSpec(spec.obs_shapes, spec.action_dim)), spec
+  return make_agent("sac", config.sac, data_spec), spec
 
 
 def _frames_to_steps(config: ml_collections.ConfigDict, frames: int) -> int:
@@ -126,8 +129,7 @@ def train_behaviour(config: ml_collections.ConfigDict, root: str) -> str:
   print(f"[behaviour] SAC on {config.task}: {config.behaviour.num_steps:,} env steps "
         f"({config.behaviour.num_steps * config.action_repeat:,} frames), a snapshot every "
         f"{config.behaviour.snapshot_every_frames:,} frames; workdir {workdir}", flush=True)
-  result = train(agent, workdir=workdir, loop=loop, env_factory=_env_factory(config),
-                 observation_dtypes=spec.obs_dtypes)
+  result = train(agent, workdir=workdir, loop=loop, env_factory=_env_factory(config))
   if result.replay is None:
     raise GenerationError(f"the SAC run in {workdir} collected no complete episode; raise "
                           "--config.behaviour.num_steps.")
@@ -217,7 +219,8 @@ def _episode_seed(seed: int, kind: str, episode: int) -> int:
 
 
 def collect_rollouts(config: ml_collections.ConfigDict, path: str, kind: str,
-                     act: Callable[[dict, int, int], np.ndarray], num_transitions: int,
+                     run_episode: Callable[[dm_env.Environment, int], Episode],
+                     num_transitions: int,
                      behaviour_policy: dict, card: dict) -> dict:
   """Writes (or resumes) a dataset of whole episodes until it holds ``num_transitions``.
 
@@ -228,7 +231,7 @@ def collect_rollouts(config: ml_collections.ConfigDict, path: str, kind: str,
     config: generation config.
     path: dataset directory.
     kind: dataset kind (seeds the episodes).
-    act: ``(observation, episode, t) -> action [A]``.
+    run_episode: ``(environment, episode) -> recorded Episode`` on a fresh environment.
     num_transitions: stop after the episode that reaches this many transitions.
     behaviour_policy: stored in the metadata.
     card: dataset-card fields stored under ``extra.card``.
@@ -254,7 +257,7 @@ def collect_rollouts(config: ml_collections.ConfigDict, path: str, kind: str,
   while transitions < num_transitions:
     episode = writer.num_episodes
     env = env_factory(_episode_seed(config.seed, kind, episode))
-    rows = _run_episode(env, lambda obs, t: act(obs, episode, t), spec.action_dim)
+    rows = episode_to_rlds(run_episode(env, episode).steps, OBSERVATION_KEYS)
     env.close()
     writer.add_episode(rows)
     transitions += rows["reward"].shape[0] - 1
@@ -265,66 +268,35 @@ def collect_rollouts(config: ml_collections.ConfigDict, path: str, kind: str,
   return writer.metadata
 
 
-def _run_episode(env, act: Callable[[dict, int], np.ndarray], action_dim: int) -> dict:
-  """One episode as RLDS step arrays (``state`` and ``physics`` observations)."""
-  timestep = env.reset()
-  observations = {key: [timestep.observation[key]] for key in OBSERVATION_KEYS}
-  actions, rewards, discounts = [], [], []
-  t = 0
-  while not timestep.last():
-    action = np.asarray(act(timestep.observation, t), np.float32)
-    timestep = env.step(action)
-    actions.append(action)
-    rewards.append(timestep.reward or 0.0)
-    discounts.append(1.0 if timestep.discount is None else timestep.discount)
-    for key in OBSERVATION_KEYS:
-      observations[key].append(timestep.observation[key])
-    t += 1
-  terminal = discounts[-1] == 0.0
-  num_steps = t + 1
-  flags = np.zeros(num_steps, bool)
-  return {
-      "observation": {key: np.stack(values).astype(np.float32)
-                      for key, values in observations.items()},
-      "action": np.concatenate([np.stack(actions), np.zeros((1, action_dim), np.float32)]),
-      "reward": np.append(np.asarray(rewards, np.float32), 0.0).astype(np.float32),
-      "discount": np.append(np.asarray(discounts, np.float32), 0.0).astype(np.float32),
-      "is_first": np.concatenate([[True], flags[1:]]),
-      "is_last": np.concatenate([flags[:-1], [True]]),
-      "is_terminal": np.concatenate([flags[:-1], [terminal]]),
-  }
-
-
-def _random_actor(config: ml_collections.ConfigDict, action_min: np.ndarray,
-                  action_max: np.ndarray):
+def _random_episodes(config: ml_collections.ConfigDict, action_min: np.ndarray,
+                     action_max: np.ndarray) -> Callable[[dm_env.Environment, int], Episode]:
   """Uniform actions; episode ``i`` draws from its own generator (deterministic resume)."""
-  generators: Dict[int, np.random.Generator] = {}
 
-  def act(observation, episode: int, t: int) -> np.ndarray:
-    if episode not in generators:
-      generators.clear()
-      generators[episode] = np.random.default_rng(_episode_seed(config.seed, "random", episode))
-    return generators[episode].uniform(action_min, action_max).astype(np.float32)
+  def run_episode(env: dm_env.Environment, episode: int) -> Episode:
+    rng = np.random.default_rng(_episode_seed(config.seed, "random", episode))
+    return EpisodeRunner(env).run_episode(None, jax.random.PRNGKey(0), record=True,
+                              actions=lambda observation, t: rng.uniform(
+                                  action_min, action_max).astype(np.float32))
 
-  return act
+  return run_episode
 
 
-def _snapshot_actor(config: ml_collections.ConfigDict, root: str, kind: str, step: int):
-  """The SAC snapshot at ``step``, acting on ``state`` (sampled unless deterministic)."""
+def _snapshot_episodes(config: ml_collections.ConfigDict, root: str, kind: str,
+                       step: int) -> Callable[[dm_env.Environment, int], Episode]:
+  """The SAC snapshot at ``step`` acting on ``state`` (actions sampled unless
+  ``stochastic_actions`` is off); episode ``i`` is keyed ``fold_in(fold_in(seed, kind), i)``."""
   agent, _ = _sac_agent(config)
   workdir = os.path.join(task_directory(root, config.task), BEHAVIOUR_DIR)
   state = restore_snapshot(agent, workdir, step)
-  policy = make_policy(agent, eval_mode=not config.stochastic_actions)
+  compiled = compile_policy(agent)
   base = jax.random.fold_in(jax.random.PRNGKey(config.seed), _KIND_IDS[kind])
-  keys: Dict[int, jax.Array] = {}  # one key per episode, folded once (not on every step)
 
-  def act(observation, episode: int, t: int) -> np.ndarray:
-    if episode not in keys:
-      keys.clear()
-      keys[episode] = jax.random.fold_in(base, episode)
-    return np.asarray(policy(state, {"state": observation["state"]}, keys[episode], t))
+  def run_episode(env: dm_env.Environment, episode: int) -> Episode:
+    runner = EpisodeRunner(env, agent, eval_mode=not config.stochastic_actions,
+                           compiled=compiled)
+    return runner.run_episode(state, jax.random.fold_in(base, episode), record=True)
 
-  return act
+  return run_episode
 
 
 # ------------------------------------------------------------------------------------------
@@ -477,7 +449,7 @@ def _build_state_dataset(config: ml_collections.ConfigDict, root: str, kind: str
     probe.close()
     card["policy"] = "uniform random actions"
     collect_rollouts(config, path + PARTIAL_SUFFIX, kind,
-                     _random_actor(config, spec.action_min, spec.action_max),
+                     _random_episodes(config, spec.action_min, spec.action_max),
                      config.sizes.random, {"kind": "random"}, card)
     _finish(path)
     return
@@ -492,7 +464,8 @@ def _build_state_dataset(config: ml_collections.ConfigDict, root: str, kind: str
     card["policy"] = (f"SAC snapshot at {chosen['frames']:,} frames (evaluated return "
                       f"{chosen['return_mean']:.1f} ± {chosen['return_std']:.1f})")
     collect_rollouts(
-        config, path + PARTIAL_SUFFIX, kind, _snapshot_actor(config, root, kind, chosen["step"]),
+        config, path + PARTIAL_SUFFIX, kind,
+        _snapshot_episodes(config, root, kind, chosen["step"]),
         config.sizes[kind],
         {"agent": "sac", "kind": kind, "snapshot_step": chosen["step"],
          "snapshot_frames": chosen["frames"], "evaluated_return_mean": chosen["return_mean"],

@@ -4,8 +4,9 @@
 
 * ``"state"``: float32 ``[D]``, every suite observation entry flattened and concatenated in the
   suite's key order (``obs_type`` "state" or "both");
-* ``"pixels"``: uint8 ``[H, W, 3 * frame_stack]``, the last ``frame_stack`` rendered frames
-  concatenated on the channel axis (``obs_type`` "pixels" or "both");
+* ``"pixels"``: uint8 ``[H, W, 3]``, the current rendered frame (``obs_type`` "pixels" or
+  "both"); frame stacks are the agent's: its spec declares them, the samplers rebuild them from
+  stored frames and ``worldmodels.training.acting.FrameStack`` stacks live frames;
 * ``"physics"`` (with ``record_physics=True``): float32 ``[P]``, the MuJoCo state
   ``physics.get_state()`` (qpos, qvel, act), from which pixels can be rendered later
   (``set_physics_state`` then ``render``) without re-running the policy.
@@ -91,7 +92,7 @@ class EnvSpec:
 
 
 class DMCEnv(dm_env.Environment):
-  """A dm_control suite environment with dict observations, action repeat and frame stacking.
+  """A dm_control suite environment with dict observations and action repeat.
 
   Attributes:
     task_name: the "domain-task" name, e.g. "walker-walk".
@@ -99,7 +100,7 @@ class DMCEnv(dm_env.Environment):
   """
 
   def __init__(self, suite_env: control.Environment, task_name: str, *, obs_type: str,
-               action_repeat: int, image_size: int, camera_id: int, frame_stack: int,
+               action_repeat: int, image_size: int, camera_id: int,
                record_physics: bool = False):
     self.task_name = task_name
     self.camera_id = camera_id
@@ -109,7 +110,7 @@ class DMCEnv(dm_env.Environment):
     self._use_state = obs_type in ("state", "both")
     self._use_pixels = obs_type in ("pixels", "both")
     self._image_size = image_size
-    self._frames: collections.deque[np.ndarray] = collections.deque(maxlen=frame_stack)
+    self._frame: np.ndarray | None = None
     self._needs_reset = True
 
     suite_action_spec = suite_env.action_spec()
@@ -126,7 +127,7 @@ class DMCEnv(dm_env.Environment):
           suite_env.physics.get_state().shape, np.float32, name="physics")
     if self._use_pixels:
       self._observation_spec["pixels"] = specs.Array(
-          (image_size, image_size, 3 * frame_stack), np.uint8, name="pixels")
+          (image_size, image_size, 3), np.uint8, name="pixels")
       # Render once now, so that a broken OpenGL setup fails at construction rather than at a
       # first reset that may come hours later (e.g. the first evaluation).
       self._render()
@@ -146,9 +147,7 @@ class DMCEnv(dm_env.Environment):
     time_step = self._env.reset()
     self._needs_reset = False
     if self._use_pixels:
-      frame = self._render()
-      for _ in range(self._frames.maxlen):
-        self._frames.append(frame)
+      self._frame = self._render()
     return time_step._replace(observation=self._observation(time_step.observation))
 
   def step(self, action: np.ndarray) -> dm_env.TimeStep:
@@ -170,7 +169,7 @@ class DMCEnv(dm_env.Environment):
         self._needs_reset = True
         break
     if self._use_pixels:
-      self._frames.append(self._render())
+      self._frame = self._render()
     return time_step._replace(reward=reward, discount=discount,
                               observation=self._observation(time_step.observation))
 
@@ -185,7 +184,7 @@ class DMCEnv(dm_env.Environment):
     if self._record_physics:
       observation["physics"] = self._env.physics.get_state().astype(np.float32)
     if self._use_pixels:
-      observation["pixels"] = np.concatenate(self._frames, axis=-1)
+      observation["pixels"] = self._frame
     return observation
 
   def set_physics_state(self, physics_state: np.ndarray) -> None:
@@ -239,19 +238,18 @@ def _load_suite_env(domain: str, task: str, seed: int, needs_rendering: bool,
 
 
 def make_env(task: str, *, obs_type: str = "state", action_repeat: int = 2,
-             image_size: int = 64, camera_id: int | None = None, frame_stack: int = 1,
+             image_size: int = 64, camera_id: int | None = None,
              seed: int = 0, episode_length: int | None = None,
              record_physics: bool = False) -> DMCEnv:
   """Makes a dm_control suite environment.
 
   Args:
     task: "domain-task", one of ``TASKS`` (e.g. "walker-walk", "quadruped-walk").
-    obs_type: "state" (float32 ``[D]``), "pixels" (uint8 ``[H, W, 3 * frame_stack]``) or
+    obs_type: "state" (float32 ``[D]``), "pixels" (uint8 ``[H, W, 3]``) or
       "both".
     action_repeat: physics control steps per agent step (V-D4RL uses 2).
     image_size: H = W of rendered frames.
     camera_id: MuJoCo camera for pixels; None picks 2 for quadruped and 0 otherwise.
-    frame_stack: number of most recent frames stacked on the pixels' channel axis.
     seed: seeds the task's random state (initial states); same seed and actions give the
       same observations.
     episode_length: agent steps per episode (None: the suite's limit, 1000 frames for the
@@ -262,16 +260,15 @@ def make_env(task: str, *, obs_type: str = "state", action_repeat: int = 2,
     A ``DMCEnv`` (a ``dm_env.Environment``) with dict observations.
 
   Raises:
-    ValueError: unknown ``task`` or ``obs_type``, or a non-positive ``action_repeat``,
-      ``image_size`` or ``frame_stack``.
+    ValueError: unknown ``task`` or ``obs_type``, or a non-positive ``action_repeat`` or
+      ``image_size``.
     RenderingError: pixels were requested and MuJoCo cannot render.
   """
   if task not in TASKS:
     raise ValueError(f"Unknown task {task!r}; known tasks: {', '.join(TASKS)}.")
   if obs_type not in OBS_TYPES:
     raise ValueError(f"obs_type must be one of {OBS_TYPES}, got {obs_type!r}.")
-  for name, value in (("action_repeat", action_repeat), ("image_size", image_size),
-                      ("frame_stack", frame_stack)):
+  for name, value in (("action_repeat", action_repeat), ("image_size", image_size)):
     if value < 1:
       raise ValueError(f"{name} must be >= 1, got {value}.")
   domain, task_in_domain = task.split("-", 1)
@@ -283,7 +280,7 @@ def make_env(task: str, *, obs_type: str = "state", action_repeat: int = 2,
   if camera_id is None:
     camera_id = _DOMAIN_CAMERA_IDS.get(domain, _DEFAULT_CAMERA_ID)
   return DMCEnv(suite_env, task, obs_type=obs_type, action_repeat=action_repeat,
-                image_size=image_size, camera_id=camera_id, frame_stack=frame_stack,
+                image_size=image_size, camera_id=camera_id,
                 record_physics=record_physics)
 
 

@@ -81,7 +81,7 @@ def dataset_footprint(frames: int, workdir: str, episode_length: int | None = No
   pixel_path = os.path.join(workdir, "84px")
   env = vd4rl._env_factory(config)(0)  # pylint: disable=protected-access
   spec = env.action_spec()
-  actor = vd4rl._random_actor(config, spec.minimum, spec.maximum)  # pylint: disable=protected-access
+  actor = vd4rl._random_episodes(config, spec.minimum, spec.maximum)  # pylint: disable=protected-access
   vd4rl.collect_rollouts(config, state_path, "random", actor, frames, {"kind": "random"},
                          {"kind": "random"})
   start = time.perf_counter()

@@ -9,21 +9,20 @@ from benchmarks.perf import common
 from worldmodels.agents import make_agent
 from worldmodels.agents.sac.config import default_config
 from worldmodels.models import ensemble as ens
-from worldmodels.models.rollouts import rollout
-from worldmodels.training.agent import AgentSpec
+from worldmodels.data.spec import DataSpec
 
 
 def run(state_dim: int = 17, action_dim: int = 6, starts: int = 50_000, horizon: int = 5,
         repeats: int = 3) -> dict:
   model_def = ens.Ensemble(state_dim, action_dim, ens.default_config())
   model = model_def.init(jax.random.PRNGKey(0))
-  agent = make_agent("sac", default_config(), AgentSpec({"state": (state_dim,)}, action_dim))
+  agent = make_agent("sac", default_config(), DataSpec({"state": ((state_dim,), "float32")}, action_dim))
   agent_state = agent.init(jax.random.PRNGKey(1))
   start = jax.random.normal(jax.random.PRNGKey(2), (starts, state_dim))
 
   def run_rollout(model, agent_state, start, key, length):
     policy = lambda s, k: agent.act(agent_state, {"state": s}, k, False)
-    return rollout(model_def, model, policy, start, length, key, penalty_coef=1.0)
+    return model_def.imagine(model, policy, start, length, key, penalty_coef=1.0)
 
   run_rollout = jax.jit(run_rollout, static_argnums=4)
   key = jax.random.PRNGKey(3)

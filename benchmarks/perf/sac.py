@@ -12,7 +12,7 @@ from benchmarks.perf import reference_sac
 from worldmodels.agents import make_agent
 from worldmodels.agents.sac.config import default_config
 from worldmodels.data.samplers import Transition
-from worldmodels.training.agent import AgentSpec
+from worldmodels.data.spec import DataSpec
 
 POOL = 100_000  # transitions the batches are drawn from
 
@@ -46,7 +46,7 @@ def run(obs_dim: int = 17, action_dim: int = 6, batch_size: int = 256,
 
   config = default_config()
   config.batch_size = batch_size
-  agent = make_agent("sac", config, AgentSpec({"state": (obs_dim,)}, action_dim))
+  agent = make_agent("sac", config, DataSpec({"state": ((obs_dim,), "float32")}, action_dim))
   ours = _scanned(lambda s, b, k: agent.update(s, b)[0], data, batch_size)
   state = agent.init(jax.random.PRNGKey(0))
   flops = common.compiled_flops(ours, state, key, 1)

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from benchmarks.protocols.zero_shot import (AgentPolicy, Comparison, GridResult, Policy,
-                                            agent_policy, evaluate_grid, grid_coordinates,
-                                            merge_seeds, run_episode)
+from benchmarks.protocols.zero_shot import (Comparison, GridResult, episode_rewards,
+                                            evaluate_grid, grid_coordinates, merge_seeds)
 
 __all__ = [
-    "AgentPolicy",
     "Comparison",
     "GridResult",
-    "Policy",
-    "agent_policy",
+    "episode_rewards",
     "evaluate_grid",
     "grid_coordinates",
     "merge_seeds",
-    "run_episode",
 ]

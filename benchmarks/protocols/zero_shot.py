@@ -6,10 +6,10 @@ every setting (e.g. the 7 x 7 HalfCheetah mass x damping grid of
 renders the paper's tables and figure-5 heatmaps, and ``GridResult.compare`` gives per-cell
 differences with Welch t-tests (AugWM table 1 marks p < 0.05 gains over MOPO).
 
-Policies follow one interface, ``Policy``: ``reset(seed)`` at the start of each episode, then
-``act(observation)`` once per step. Keeping state between the two lets a policy adapt within an
-episode (AugWM's learned context fits its linear model on the test episode so far).
-``agent_policy`` adapts our agents to it.
+Policies are the stateful policies of ``worldmodels.training.acting`` (an agent, or a policy
+built on one such as AugWM's test-time context): the episode runner resets their carry at each
+episode, so a policy can adapt within an episode (AugWM's learned context fits its linear model
+on the test episode so far) and never across episodes.
 
 Seeds. ``returns`` is indexed ``[seed][cell][episode]``: one ``evaluate_grid`` call gives one
 seed (one trained agent); ``merge_seeds`` stacks the results of agents trained with different
@@ -23,7 +23,7 @@ import dataclasses
 import json
 import math
 import textwrap
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import dm_env
 import jax
@@ -31,47 +31,11 @@ import numpy as np
 from scipy import stats
 
 from benchmarks.shifts.perturbations import Compose, DampingScale, MassScale, Perturbation
-from worldmodels.training.evaluation import make_policy
+from worldmodels.training.acting import (Episode, EpisodeRunner, FrameStack, StatefulPolicy,
+                                         compile_policy)
 
 EnvFactory = Callable[[int], dm_env.Environment]
 _SIGNIFICANCE = 0.05
-
-
-class Policy(Protocol):
-  """What ``evaluate_grid`` runs."""
-
-  def reset(self, seed: int) -> None:
-    """Starts an episode; ``seed`` makes any sampling of the episode reproducible."""
-
-  def act(self, observation: dict[str, np.ndarray]) -> np.ndarray:
-    """The action ``[A]`` for the current (unbatched) observation dict."""
-
-
-class AgentPolicy:
-  """One of our agents as a ``Policy``: ``agent.act(state, batched_obs, key, eval_mode)``
-  through ``worldmodels.training.evaluation.make_policy`` (jitted), with the key
-  ``fold_in(PRNGKey(seed), step_in_episode)``."""
-
-  def __init__(self, agent: Any, state: Any, eval_mode: bool = True):
-    self._policy = make_policy(agent, eval_mode)
-    self._state = state
-    self._key = jax.random.PRNGKey(0)
-    self._step_in_episode = 0
-
-  def reset(self, seed: int) -> None:
-    self._key = jax.random.PRNGKey(seed)
-    self._step_in_episode = 0
-
-  def act(self, observation: dict[str, np.ndarray]) -> np.ndarray:
-    action = self._policy(self._state, observation, self._key, self._step_in_episode)
-    self._step_in_episode += 1
-    return np.asarray(action)
-
-
-def agent_policy(agent: Any, state: Any, eval_mode: bool = True) -> AgentPolicy:
-  """Adapts an agent (``agent.act(state, batched_obs, key, eval_mode)``) and its trained
-  ``state`` to the ``Policy`` interface (deterministic actions when ``eval_mode``)."""
-  return AgentPolicy(agent, state, eval_mode)
 
 
 def grid_coordinates(perturbation: Perturbation) -> tuple[float, float] | None:
@@ -314,50 +278,57 @@ def _difference_text(difference: float, p_value: float) -> str:
   return f"{difference:+.1f} (p={p_value:.3f}){star}"
 
 
-def episode_rewards(policy: Policy, env: dm_env.Environment, seed: int) -> np.ndarray:
-  """Per-step rewards ``[T]`` of one episode of ``policy`` in ``env`` (``policy.reset(seed)``
-  first), e.g. to follow a mid-episode change of dynamics."""
-  policy.reset(seed)
-  time_step = env.reset()
-  rewards = []
-  while not time_step.last():
-    time_step = env.step(policy.act(time_step.observation))
-    rewards.append(float(time_step.reward or 0.0))
-  return np.asarray(rewards)
+def _runner(policy: StatefulPolicy, env: dm_env.Environment, compiled) -> EpisodeRunner:
+  stacks = getattr(getattr(policy, "spec", None), "frame_stack", {})
+  return EpisodeRunner(FrameStack(env, stacks) if stacks else env, policy, eval_mode=True,
+                       compiled=compiled)
 
 
-def run_episode(policy: Policy, env: dm_env.Environment, seed: int) -> float:
-  """Return of one episode of ``policy`` in ``env`` (``policy.reset(seed)`` first)."""
-  return float(episode_rewards(policy, env, seed).sum())
+def episode_rewards(policy: StatefulPolicy, state: Any, env: dm_env.Environment,
+                    seed: int) -> np.ndarray:
+  """Per-step rewards ``[T]`` of one deterministic episode of ``policy`` (agent state
+  ``state``) in ``env``, keyed ``PRNGKey(seed)``: e.g. to follow a mid-episode change of
+  dynamics."""
+  return _runner(policy, env, None).run_episode(state, jax.random.PRNGKey(seed)).rewards
 
 
-def evaluate_grid(policy: Policy, env_factory_for: Callable[[Perturbation], EnvFactory],
-                  settings: Sequence[Perturbation], episodes: int, seed: int) -> GridResult:
-  """Runs ``policy`` for ``episodes`` episodes on every setting.
+def evaluate_grid(policy: StatefulPolicy, state: Any,
+                  env_factory_for: Callable[[Perturbation], EnvFactory],
+                  settings: Sequence[Perturbation], episodes: int, seed: int, *,
+                  on_episode: Optional[Callable[[int, int, Episode], None]] = None
+                  ) -> GridResult:
+  """Runs ``policy`` for ``episodes`` deterministic episodes on every setting.
 
-  Episode ``e`` of every cell uses env seed ``seed + e`` and ``policy.reset(seed + e)``, so
+  Episode ``e`` of every cell uses env seed ``seed + e`` and key ``PRNGKey(seed + e)``, so
   cells differ only by their dynamics (common random numbers).
 
   Args:
-    policy: the policy under test.
+    policy: the policy under test (an agent, or e.g. ``AugWMPolicy``).
+    state: the agent's trained state.
     env_factory_for: ``setting -> (env seed -> env)``, e.g. ``lambda setting:
       make_shifted_env_factory(make_env_factory("walker-walk"), setting)``.
     settings: the perturbations, e.g. ``grid(WALKER_GRID_FACTORS, WALKER_GRID_FACTORS)``.
     episodes: episodes per cell.
     seed: first env seed; also the result's seed label.
+    on_episode: called with ``(cell, episode, Episode)`` after each episode (e.g. to read
+      the final carry of a context model).
 
   Returns:
     A one-seed ``GridResult``.
   """
   if episodes < 1:
     raise ValueError(f"episodes must be >= 1, got {episodes}.")
+  compiled = compile_policy(policy)
   returns = np.zeros((1, len(settings), episodes))
   for cell, setting in enumerate(settings):
     factory = env_factory_for(setting)
     for episode in range(episodes):
-      env = factory(seed + episode)
-      returns[0, cell, episode] = run_episode(policy, env, seed + episode)
-      env.close()
+      runner = _runner(policy, factory(seed + episode), compiled)
+      result = runner.run_episode(state, jax.random.PRNGKey(seed + episode))
+      runner.close()
+      returns[0, cell, episode] = result.total
+      if on_episode is not None:
+        on_episode(cell, episode, result)
   return GridResult(tuple(setting.name for setting in settings),
                     tuple(grid_coordinates(setting) for setting in settings), returns, (seed,))
 

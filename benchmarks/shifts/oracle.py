@@ -12,7 +12,8 @@ test environments with ``record_physics=True``).
 
 from __future__ import annotations
 
-from typing import Mapping
+import dataclasses
+from typing import Mapping, Optional
 
 import numpy as np
 
@@ -21,8 +22,21 @@ from benchmarks.envs import make_env
 _MIN_SUM_SQUARES = 1e-8
 
 
+@dataclasses.dataclass(frozen=True)
+class OracleSums:
+  """The per-dimension least-squares sums over the transitions seen: ``cross = sum(delta* *
+  delta)`` and ``squares = sum(delta^2)`` (``[S]`` float64)."""
+
+  cross: np.ndarray
+  squares: np.ndarray
+
+
 class OracleContext:
   """True per-dimension DAS scale of the test dynamics, from an unshifted simulator twin.
+
+  Its state over an episode is a carry (``init`` / ``observe`` / ``context``), so a stateful
+  policy can hold it (``worldmodels.agents.augwm.context.AugWMPolicy``); the twin itself keeps
+  nothing between calls (each transition is replayed from its recorded MuJoCo state).
 
   Attributes:
     low, high: the clip range (AugWM's augmentation train range).
@@ -34,13 +48,13 @@ class OracleContext:
     # Never reaches its time limit: each transition is replayed from a set state.
     self._twin = make_env(task, action_repeat=action_repeat, episode_length=10**8)
     self._twin.reset()
-    self.reset()
 
-  def reset(self) -> None:
-    self._cross = self._squares = None
+  def init(self) -> Optional[OracleSums]:
+    """The carry before any transition."""
+    return None
 
-  def observe(self, observation: Mapping[str, np.ndarray], action: np.ndarray,
-              next_observation: Mapping[str, np.ndarray]) -> None:
+  def observe(self, sums: Optional[OracleSums], observation: Mapping[str, np.ndarray],
+              action: np.ndarray, next_observation: Mapping[str, np.ndarray]) -> OracleSums:
     """Adds one test transition; ``observation`` must hold ``"physics"``."""
     if "physics" not in observation:
       raise KeyError("OracleContext needs the 'physics' observation: make the test environments "
@@ -50,15 +64,14 @@ class OracleContext:
     self._twin.set_physics_state(observation["physics"])
     default_next = self._twin.step(np.asarray(action, np.float32)).observation[self.key]
     delta = np.asarray(default_next, np.float64) - s
-    if self._cross is None:
-      self._cross, self._squares = np.zeros_like(s), np.zeros_like(s)
-    self._cross += true_delta * delta
-    self._squares += delta * delta
+    if sums is None:
+      sums = OracleSums(np.zeros_like(s), np.zeros_like(s))
+    return OracleSums(sums.cross + true_delta * delta, sums.squares + delta * delta)
 
-  def context(self) -> np.ndarray:
-    """``[S]`` float32 z over the transitions observed since ``reset``."""
-    if self._cross is None:
+  def context(self, sums: Optional[OracleSums]) -> np.ndarray:
+    """``[S]`` float32 z over the transitions observed so far."""
+    if sums is None:
       raise RuntimeError("OracleContext.context() before any observed transition.")
-    moved = self._squares > _MIN_SUM_SQUARES
-    z = np.where(moved, self._cross / np.where(moved, self._squares, 1.0), 1.0)
+    moved = sums.squares > _MIN_SUM_SQUARES
+    z = np.where(moved, sums.cross / np.where(moved, sums.squares, 1.0), 1.0)
     return np.clip(z, self.low, self.high).astype(np.float32)

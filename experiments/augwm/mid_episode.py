@@ -24,7 +24,7 @@ import numpy as np
 from benchmarks.envs import make_env_factory
 from benchmarks.protocols.zero_shot import episode_rewards
 from benchmarks.shifts.perturbations import MidEpisodeSwitch, grid, make_shifted_env_factory
-from experiments import pipeline
+from experiments import zero_shot
 from experiments.augwm import run as augwm_run
 from worldmodels.provenance import git_revision
 
@@ -68,12 +68,13 @@ def plot(path: str, traces: dict, switch: int, window: int, title: str) -> None:
   plt.close(fig)
 
 
-def main(argv, common: pipeline.CommonFlags, steps_flag, length_flag, switch_flag,
+def main(argv, common: zero_shot.CommonFlags, steps_flag, length_flag, switch_flag,
          window_flag) -> None:
   del argv
   logging.set_verbosity(logging.WARNING)
   started, revision = time.time(), git_revision()
-  size, dataset, model = common.prepare()
+  inputs = common.prepare()
+  size = inputs.sizes
   runs = augwm_run.agent_runs(common, steps_flag.value)
   steps = runs[-1].steps
   length = 60 if common.tiny.value else length_flag.value
@@ -84,20 +85,21 @@ def main(argv, common: pipeline.CommonFlags, steps_flag, length_flag, switch_fla
   traces: dict = {}
   for run in runs:
     for seed in range(size.seeds):
-      agent, state, c = pipeline.trained_agent(run, seed, common.task.value, size,
-                                               common.workdir.value, dataset, model)
-      for row, make_policy in run.evaluations.items():
+      agent, state, c = zero_shot.trained_agent(run, seed, common.task.value, inputs,
+                                                common.workdir.value)
+      for row, policy_for in run.evaluations.items():
         cache = os.path.join(c.workdir,
-                             f"mid-episode-{length}-{switch}-{pipeline.slug(row)}.json")
+                             f"mid-episode-{length}-{switch}-{zero_shot.slug(row)}.json")
         if os.path.exists(cache):
           with open(cache) as f:
             rewards = json.load(f)
         else:
-          policy = make_policy(agent, state)
+          policy = policy_for(agent)
           rewards = []
           for episode in range(size.grid_episodes):
             env = factory(40_000 + 100 * seed + episode)
-            rewards.append(episode_rewards(policy, env, 40_000 + 100 * seed + episode).tolist())
+            rewards.append(episode_rewards(policy, state, env,
+                                           40_000 + 100 * seed + episode).tolist())
             env.close()
           with open(cache, "w") as f:
             json.dump(rewards, f)
@@ -131,7 +133,7 @@ def main(argv, common: pipeline.CommonFlags, steps_flag, length_flag, switch_fla
 
 
 if __name__ == "__main__":
-  _COMMON = pipeline.CommonFlags(
+  _COMMON = zero_shot.CommonFlags(
       os.path.join(os.path.dirname(os.path.abspath(__file__)), "mid_episode"))
   _STEPS = flags.DEFINE_integer("steps", 30_000, "MOPO / AugWM updates per seed (as trained "
                                 "by experiments.augwm.run in the same workdir).")

@@ -27,7 +27,7 @@ from absl import logging
 from scipy import stats
 
 from benchmarks.shifts.perturbations import CrippledActuators, halfcheetah_body_part
-from experiments import pipeline
+from experiments import zero_shot
 from experiments.augwm import run as augwm_run
 from worldmodels.provenance import git_revision
 
@@ -74,20 +74,20 @@ def group_table(results: dict, groups: Dict[str, List]) -> str:
   return "\n".join(lines)
 
 
-def main(argv, common: pipeline.CommonFlags, steps_flag) -> None:
+def main(argv, common: zero_shot.CommonFlags, steps_flag) -> None:
   del argv
   if common.task.value != "cheetah-run":
     raise app.UsageError(f"--task={common.task.value}: the shifts of this experiment name "
                          "cheetah bodies and joints; only cheetah-run is supported.")
   logging.set_verbosity(logging.WARNING)
   started, revision = time.time(), git_revision()
-  size, dataset, model = common.prepare()
+  inputs = common.prepare()
+  size = inputs.sizes
   runs = augwm_run.agent_runs(common, steps_flag.value)
   steps = runs[-1].steps
   groups = shift_groups()
   settings = [setting for group in groups.values() for setting in group]
-  _, results, _ = pipeline.run_agents(common.task.value, size, common.workdir.value, dataset,
-                                      model, runs,
+  _, results, _ = zero_shot.run_agents(common.task.value, inputs, common.workdir.value, runs,
                                       settings=settings, tag="other-shifts")
   table = group_table(results, groups)
   out = common.results_dir.value
@@ -104,7 +104,7 @@ def main(argv, common: pipeline.CommonFlags, steps_flag) -> None:
             f"{table}\n\n## Every setting (mean ± std over seeds)\n\n")
     for row, result in results.items():
       f.write(f"### {row}\n\n{result.returns_table()}\n\n")
-      result.save(os.path.join(out, f"{pipeline.slug(row)}.json"))
+      result.save(os.path.join(out, f"{zero_shot.slug(row)}.json"))
     f.write("The paper's crippled-leg rows are on Ant (one and two of four legs crippled); "
             "the cheetah has two legs, so one crippled joint and one crippled leg stand in "
             "for them. Body parts: mass, inertia and geom size x 1.25 (big) or x 0.75 (small), "
@@ -113,7 +113,7 @@ def main(argv, common: pipeline.CommonFlags, steps_flag) -> None:
 
 
 if __name__ == "__main__":
-  _COMMON = pipeline.CommonFlags(
+  _COMMON = zero_shot.CommonFlags(
       os.path.join(os.path.dirname(os.path.abspath(__file__)), "other_shifts"))
   _STEPS = flags.DEFINE_integer("steps", 30_000, "MOPO / AugWM updates per seed (as trained "
                                 "by experiments.augwm.run in the same workdir).")

@@ -23,7 +23,7 @@ from absl import flags
 from absl import logging
 
 from benchmarks.shifts.oracle import OracleContext
-from experiments import pipeline
+from experiments import zero_shot
 from experiments.configs import augwm as augwm_configs
 from experiments.configs import mopo as mopo_configs
 from worldmodels.provenance import git_revision
@@ -31,20 +31,20 @@ from worldmodels.agents.augwm.context import AugWMPolicy
 
 
 def _context_policy(mode: str):
-  return lambda agent, state: AugWMPolicy(agent, state, mode=mode)
+  return lambda agent: AugWMPolicy(agent, mode=mode)
 
 
 def _oracle_policy(task: str):
   """The true z of the test dynamics, measured against an unshifted simulator twin."""
-  return lambda agent, state: AugWMPolicy(agent, state, mode="oracle", oracle=OracleContext(
+  return lambda agent: AugWMPolicy(agent, mode="oracle", oracle=OracleContext(
       task, agent.config.z_low, agent.config.z_high))
 
 
 MOPO_PAPER_UPDATES, AUGWM_PAPER_UPDATES = 400_000, 900_000  # AugWM paper table 4
 
 
-def agent_runs(common: pipeline.CommonFlags, steps: int,
-               no_context: Sequence[str] = ()) -> List[pipeline.AgentRun]:
+def agent_runs(common: zero_shot.CommonFlags, steps: int,
+               no_context: Sequence[str] = ()) -> List[zero_shot.AgentRun]:
   """MOPO, AugWM (DAS, context; rows: default, learned and oracle context) and, for each of
   ``no_context``, that augmentation without context: the runs every AugWM experiment shares
   (same stages, so a shared workdir trains each seed once). ``steps``: the ``--steps`` flag."""
@@ -58,34 +58,34 @@ def agent_runs(common: pipeline.CommonFlags, steps: int,
     return configure
 
   runs = [
-      pipeline.AgentRun("mopo", mopo_configs, mopo_steps, {"MOPO": pipeline.default_policy},
+      zero_shot.AgentRun("mopo", mopo_configs, mopo_steps, {"MOPO": zero_shot.default_policy},
                         common.model_based, needs_model=True),
-      pipeline.AgentRun("augwm-das-context", augwm_configs, augwm_steps,
+      zero_shot.AgentRun("augwm-das-context", augwm_configs, augwm_steps,
                         {"AugWM (DAS, default context)": _context_policy("default"),
                          "AugWM (DAS, learned context)": _context_policy("learned"),
                          "AugWM (DAS, oracle context)": _oracle_policy(common.task.value)},
                         augwm("das", True), needs_model=True),
   ]
   for augmentation in no_context:
-    runs.append(pipeline.AgentRun(f"augwm-{augmentation}-nocontext", augwm_configs, augwm_steps,
+    runs.append(zero_shot.AgentRun(f"augwm-{augmentation}-nocontext", augwm_configs, augwm_steps,
                                   {f"{augmentation.upper()} (no context)":
                                    _context_policy("none")},
                                   augwm(augmentation, False), needs_model=True))
   return runs
 
 
-def main(argv, common: pipeline.CommonFlags, steps_flag, no_context,
+def main(argv, common: zero_shot.CommonFlags, steps_flag, no_context,
          program: str = "experiments.augwm.run"):
   """Runs the experiment with the parsed flags; ``program`` is named in RESULTS.md."""
   del argv
   logging.set_verbosity(logging.WARNING)
   started, revision = time.time(), git_revision()
-  size, dataset, model = common.prepare()
+  inputs = common.prepare()
+  size, dataset, model = inputs.sizes, inputs.dataset, inputs.model
   runs = agent_runs(common, steps_flag.value, no_context.value)
   factors = common.grid_factors()
-  unshifted, grids, linear_r2 = pipeline.run_agents(common.task.value, size,
-                                                    common.workdir.value, dataset, model, runs,
-                                                    factors)
+  unshifted, grids, linear_r2 = zero_shot.run_agents(common.task.value, inputs,
+                                                     common.workdir.value, runs, factors)
   comparisons = [(row, "MOPO") for row in grids if row != "MOPO"]
   source = (f"the dm_control {common.task.value} dataset `{common.dataset.value}`"
             if common.dataset.value else f"a dm_control {common.task.value} SAC replay dataset")
@@ -110,7 +110,7 @@ def main(argv, common: pipeline.CommonFlags, steps_flag, no_context,
         f"of 900k AugWM ({mopo_steps // 1000}k instead of 400k MOPO) updates, "
         f"{rollout_batch // 1000}k instead of 50k rollout starts, a {len(factors)} x "
         f"{len(factors)} instead of 7 x 7 grid, {size.seeds} instead of 5 seeds.")
-  table = pipeline.write_results(
+  table = zero_shot.write_results(
       common.results_dir.value,
       f"AugWM vs MOPO on {common.task.value} (zero-shot mass x damping)",
       f"python -m {program} " + " ".join(sys.argv[1:]), revision, started,
@@ -120,7 +120,7 @@ def main(argv, common: pipeline.CommonFlags, steps_flag, no_context,
 
 
 if __name__ == "__main__":
-  _COMMON = pipeline.CommonFlags(os.path.dirname(os.path.abspath(__file__)))
+  _COMMON = zero_shot.CommonFlags(os.path.dirname(os.path.abspath(__file__)))
   _STEPS = flags.DEFINE_integer("steps", 30_000, "MOPO / AugWM updates per seed.")
   _NO_CONTEXT = flags.DEFINE_list(
       "no_context_augmentations", [], "Also train these augmentations without context "

@@ -26,7 +26,7 @@ from absl import flags
 import numpy as np
 
 from benchmarks.protocols.zero_shot import GridResult
-from experiments.pipeline import slug
+from experiments.zero_shot import slug
 from worldmodels.provenance import git_revision
 
 ROWS = ("MOPO", "AugWM (DAS, default context)", "AugWM (DAS, learned context)",

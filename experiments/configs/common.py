@@ -10,8 +10,10 @@ def base_config(agent_name: str, agent: ml_collections.ConfigDict) -> ml_collect
   """The launcher config around an agent config.
 
   Fields: ``agent_name`` (registry key), ``agent`` (the agent's hyperparameters), ``env``
-  (evaluation / online environment), ``dataset`` (offline data), ``loop`` (LoopConfig fields),
-  ``seed``, ``workdir``, ``save_replay`` (online agents: write the replay as a dataset there).
+  (evaluation / online environment, single frames), ``dataset`` (offline data),
+  ``frame_stack`` (frames per stack of image observations: declared once, honoured by the
+  samplers, the environment wrapper and evaluation), ``loop`` (LoopConfig fields), ``seed``,
+  ``workdir``, ``save_replay`` (online agents: write the replay as a dataset there).
   """
   c = ml_collections.ConfigDict()
   c.agent_name = agent_name
@@ -19,13 +21,13 @@ def base_config(agent_name: str, agent: ml_collections.ConfigDict) -> ml_collect
   c.seed = 0
   c.workdir = config_dict.placeholder(str)  # None -> runs/<agent>-<task>-seed<seed>
   c.save_replay = config_dict.placeholder(str)
+  c.frame_stack = 1
 
   c.env = ml_collections.ConfigDict()
   c.env.task = "walker-walk"
   c.env.obs_type = "state"
   c.env.action_repeat = 2
   c.env.image_size = 64
-  c.env.frame_stack = 1
   c.env.episode_length = config_dict.placeholder(int)  # agent steps; None: the suite's 500
 
   c.dataset = ml_collections.ConfigDict()

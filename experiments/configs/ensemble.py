@@ -16,6 +16,9 @@ def get_config(preset: str = "default"):
   c.dataset.path = config_dict.placeholder(str)
   c.dataset.observation_key = "state"
   c.output = config_dict.placeholder(str)  # artifact directory (must not exist)
+  c.workdir = config_dict.placeholder(str)  # checkpoints and logs; None: <output>.train
+  c.checkpoint_every_epochs = 10
+  c.log_every_seconds = 10.0
   if preset == "default":
     return c
   if preset == "tiny":

@@ -17,32 +17,32 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from experiments import pipeline
+from experiments import zero_shot
 from experiments.configs import bc as bc_configs
 from experiments.configs import mopo as mopo_configs
 from experiments.configs import td3bc as td3bc_configs
 from worldmodels.provenance import git_revision
 
 
-def main(argv, common: pipeline.CommonFlags, mopo_steps, td3bc_steps, bc_steps):
+def main(argv, common: zero_shot.CommonFlags, mopo_steps, td3bc_steps, bc_steps):
   del argv
   logging.set_verbosity(logging.WARNING)
   started, revision = time.time(), git_revision()
-  size, dataset, model = common.prepare()
+  inputs = common.prepare()
+  size, dataset, model = inputs.sizes, inputs.dataset, inputs.model
   runs = [
-      pipeline.AgentRun("mopo", mopo_configs, common.steps(mopo_steps.value),
-                        {"MOPO": pipeline.default_policy}, common.model_based, needs_model=True),
-      pipeline.AgentRun("td3bc", td3bc_configs, common.steps(td3bc_steps.value),
-                        {"TD3+BC": pipeline.default_policy}),
-      pipeline.AgentRun("bc", bc_configs, common.steps(bc_steps.value),
-                        {"BC": pipeline.default_policy}),
+      zero_shot.AgentRun("mopo", mopo_configs, common.steps(mopo_steps.value),
+                        {"MOPO": zero_shot.default_policy}, common.model_based, needs_model=True),
+      zero_shot.AgentRun("td3bc", td3bc_configs, common.steps(td3bc_steps.value),
+                        {"TD3+BC": zero_shot.default_policy}),
+      zero_shot.AgentRun("bc", bc_configs, common.steps(bc_steps.value),
+                        {"BC": zero_shot.default_policy}),
   ]
   factors = common.grid_factors()
-  unshifted, grids, linear_r2 = pipeline.run_agents(common.task.value, size,
-                                                    common.workdir.value, dataset, model, runs,
-                                                    factors)
+  unshifted, grids, linear_r2 = zero_shot.run_agents(common.task.value, inputs,
+                                                     common.workdir.value, runs, factors)
   h, lam = mopo_configs.TABLE3[common.preset.value]
-  table = pipeline.write_results(
+  table = zero_shot.write_results(
       common.results_dir.value,
       f"MOPO baseline on {common.task.value} (zero-shot mass x damping)",
       "python -m experiments.mopo.run " + " ".join(sys.argv[1:]), revision, started,
@@ -59,7 +59,7 @@ def main(argv, common: pipeline.CommonFlags, mopo_steps, td3bc_steps, bc_steps):
 
 
 if __name__ == "__main__":
-  _COMMON = pipeline.CommonFlags(os.path.dirname(os.path.abspath(__file__)))
+  _COMMON = zero_shot.CommonFlags(os.path.dirname(os.path.abspath(__file__)))
   _MOPO_STEPS = flags.DEFINE_integer("mopo_steps", 30_000, "MOPO updates per seed.")
   _TD3BC_STEPS = flags.DEFINE_integer("td3bc_steps", 20_000, "TD3+BC updates per seed.")
   _BC_STEPS = flags.DEFINE_integer("bc_steps", 10_000, "BC updates per seed.")

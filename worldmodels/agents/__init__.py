@@ -12,9 +12,9 @@ from worldmodels.agents.bc.learner import BCLearner
 from worldmodels.agents.mopo.learner import MOPOLearner
 from worldmodels.agents.sac.learner import SACLearner
 from worldmodels.agents.td3bc.learner import TD3BCLearner
-from worldmodels.training.agent import AgentSpec
+from worldmodels.data.spec import DataSpec
 
-REGISTRY: Dict[str, Callable[[ml_collections.ConfigDict, AgentSpec], object]] = {
+REGISTRY: Dict[str, Callable[[ml_collections.ConfigDict, DataSpec], object]] = {
     "sac": SACLearner,
     "bc": BCLearner,
     "td3bc": TD3BCLearner,
@@ -23,7 +23,7 @@ REGISTRY: Dict[str, Callable[[ml_collections.ConfigDict, AgentSpec], object]] = 
 }
 
 
-def make_agent(name: str, config: ml_collections.ConfigDict, spec: AgentSpec):
+def make_agent(name: str, config: ml_collections.ConfigDict, spec: DataSpec):
   """Builds the agent registered under ``name`` from its agent config and data spec."""
   if name not in REGISTRY:
     raise ValueError(f"unknown agent {name!r}; registered agents: {sorted(REGISTRY)}")

@@ -11,7 +11,8 @@ episode is repeated at its start), so no frame is duplicated in memory.
 
 from __future__ import annotations
 
-from typing import Dict
+import dataclasses
+from typing import Dict, Mapping, Optional, Tuple
 
 import chex
 import flax.struct
@@ -228,3 +229,102 @@ def all_transitions(steps: Steps, observation_key: str = "state"):
   obs = np.asarray(steps.observation[observation_key])
   return (obs[ids], np.asarray(steps.action)[ids], np.asarray(steps.reward)[ids],
           obs[ids + 1], np.asarray(steps.discount)[ids])
+
+
+# -- samplers bound to their settings ---------------------------------------------------------
+#
+# A bound sampler is made once with its batch size, frame stack, n-step or sequence length and
+# the dataset it reads; ``prepare(source)`` registers the host tables it needs in a
+# ``worldmodels.data.source.DataSource`` (computed and uploaded once per source), and
+# ``sampler(arrays, key)`` draws one batch inside ``jit`` from ``source.arrays``.
+
+
+def _hashable(frame_stack) -> Tuple[Tuple[str, int], ...]:
+  """A frame-stack mapping as sorted pairs, so that bound samplers hash (``jax.jit`` of one)."""
+  return tuple(sorted(dict(frame_stack).items()))
+
+
+def _dataset(arrays, name):
+  """The :class:`~worldmodels.data.source.DatasetArrays` of ``name`` (None: the only one)."""
+  if name is None:
+    if len(arrays) != 1:
+      raise KeyError(f"the sampler reads one unnamed dataset, the source holds {sorted(arrays)}; "
+                     "name the dataset in the sampler.")
+    return next(iter(arrays.values()))
+  return arrays[name]
+
+
+@dataclasses.dataclass(frozen=True)
+class TransitionSampler:
+  """Uniform one-step transitions (:func:`sample_transitions`).
+
+  Attributes:
+    batch_size: transitions per batch.
+    frame_stack: image entry -> frames per stack (a spec's ``frame_stack``; kept as sorted
+      pairs so the sampler hashes).
+    dataset: the source's dataset to read (None: its only one).
+  """
+
+  batch_size: int
+  frame_stack: Mapping[str, int] = ()
+  dataset: Optional[str] = None
+
+  def __post_init__(self):
+    object.__setattr__(self, "frame_stack", _hashable(self.frame_stack))
+
+  def prepare(self, source) -> None:
+    source.resolve(self.dataset)
+
+  def __call__(self, arrays, key: jax.Array) -> Transition:
+    data = _dataset(arrays, self.dataset)
+    return sample_transitions(data.steps, data.index, key, self.batch_size,
+                              dict(self.frame_stack))
+
+
+@dataclasses.dataclass(frozen=True)
+class NStepSampler:
+  """n-step transitions with discount ``gamma`` (:func:`sample_nstep`)."""
+
+  batch_size: int
+  n: int
+  gamma: float
+  frame_stack: Mapping[str, int] = ()
+  dataset: Optional[str] = None
+
+  def __post_init__(self):
+    object.__setattr__(self, "frame_stack", _hashable(self.frame_stack))
+
+  def prepare(self, source) -> None:
+    source.resolve(self.dataset)
+
+  def __call__(self, arrays, key: jax.Array) -> Transition:
+    data = _dataset(arrays, self.dataset)
+    return sample_nstep(data.steps, data.index, key, self.batch_size, self.n, self.gamma,
+                        dict(self.frame_stack))
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceSampler:
+  """Windows of ``length`` steps inside episodes (:func:`sample_sequences`); the valid starts
+  are the source table ``sequence_starts/<length>``."""
+
+  batch_size: int
+  length: int
+  frame_stack: Mapping[str, int] = ()
+  dataset: Optional[str] = None
+
+  def __post_init__(self):
+    object.__setattr__(self, "frame_stack", _hashable(self.frame_stack))
+
+  @property
+  def table(self) -> str:
+    return f"sequence_starts/{self.length}"
+
+  def prepare(self, source) -> None:
+    source.table(self.dataset, self.table,
+                 lambda steps, index: np.asarray(sequence_starts(index, self.length)))
+
+  def __call__(self, arrays, key: jax.Array) -> SequenceBatch:
+    data = _dataset(arrays, self.dataset)
+    return sample_sequences(data.steps, data.index, data.tables[self.table], key,
+                            self.batch_size, self.length, dict(self.frame_stack))

@@ -3,25 +3,31 @@ normalisers, elites, training report), loaded read-only by agents.
 
 Layout of an artifact directory::
 
-  model.json      kind, format_version, state_dim, action_dim, config, report, provenance
-  params/         orbax checkpoint of the model pytree (params, normalisers, elites)
+  model.json      kind, format_version, the definition (``model.metadata()``: for the
+                  ensemble state_dim, action_dim, config), report, provenance
+  params/         orbax checkpoint of the parameter pytree (for the ensemble: params,
+                  normalisers, elites)
+
+The kind names the world-model class (``KINDS``) that rebuilds the definition, so
+``load_model`` loads any kind.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple, Type
 
 import jax
-import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from worldmodels.models.ensemble import Ensemble, EnsembleModel
+from worldmodels.models.base import WorldModel
+from worldmodels.models.ensemble import Ensemble
 
 FORMAT_VERSION = 1
-KIND_ENSEMBLE = "probabilistic_ensemble"
+KINDS: Dict[str, Type] = {Ensemble.kind: Ensemble}
+"""Artifact kind -> world-model class (``from_metadata`` rebuilds its definition)."""
 
 
 class ModelArtifactError(ValueError):
@@ -40,37 +46,35 @@ def _to_jsonable(value: Any) -> Any:
   return value
 
 
-def save_ensemble(path: str, ensemble: Ensemble, model: EnsembleModel,
-                  report: Dict[str, Any] | None = None,
-                  provenance: Dict[str, Any] | None = None) -> None:
-  """Writes a new artifact at ``path`` (which must not exist: artifacts are never overwritten)."""
+def save_model(path: str, model: WorldModel, params: Any,
+               report: Dict[str, Any] | None = None,
+               provenance: Dict[str, Any] | None = None) -> None:
+  """Writes a new artifact of ``model``'s kind at ``path`` (which must not exist: artifacts are
+  never overwritten)."""
   path = os.path.abspath(path)
+  if model.kind not in KINDS:
+    raise ModelArtifactError(f"{path}: no artifact kind {model.kind!r}; known: {sorted(KINDS)}.")
   if os.path.exists(path):
     raise ModelArtifactError(f"{path}: already exists; model artifacts are never overwritten "
                              "(choose another path or delete it yourself).")
   os.makedirs(path)
   checkpointer = ocp.StandardCheckpointer()
-  checkpointer.save(os.path.join(path, "params"), jax.tree_util.tree_map(np.asarray, model))
+  checkpointer.save(os.path.join(path, "params"), jax.tree_util.tree_map(np.asarray, params))
   checkpointer.wait_until_finished()
-  meta = {"kind": KIND_ENSEMBLE, "format_version": FORMAT_VERSION,
-          "state_dim": ensemble.state_dim, "action_dim": ensemble.action_dim,
-          "config": ensemble.config.to_dict(), "elites": np.asarray(model.elites).tolist(),
+  meta = {"kind": model.kind, "format_version": FORMAT_VERSION, **model.metadata(),
           "report": _to_jsonable(report or {}), "provenance": _to_jsonable(provenance or {})}
   tmp = os.path.join(path, "model.json.tmp")
   with open(tmp, "w") as f:
-    json.dump(meta, f, indent=1)
+    json.dump(_to_jsonable(meta), f, indent=1)
   os.replace(tmp, os.path.join(path, "model.json"))  # written last: marks the artifact complete
 
 
-def load_ensemble(path: str) -> Tuple[Ensemble, EnsembleModel, Dict[str, Any]]:
-  """Reads an artifact written by :func:`save_ensemble`.
-
-  Returns:
-    The static :class:`Ensemble`, its :class:`EnsembleModel` and the ``model.json`` metadata.
+def read_model_metadata(path: str) -> Dict[str, Any]:
+  """The ``model.json`` of an artifact (kind, definition, report, provenance).
 
   Raises:
-    ModelArtifactError: missing path or metadata, another kind of artifact, a newer format,
-      or parameters that do not match the recorded shapes.
+    ModelArtifactError: missing path or metadata, invalid JSON, an unknown kind or a newer
+      format.
   """
   path = os.path.abspath(path)
   meta_path = os.path.join(path, "model.json")
@@ -82,26 +86,43 @@ def load_ensemble(path: str) -> Tuple[Ensemble, EnsembleModel, Dict[str, Any]]:
       meta = json.load(f)
   except json.JSONDecodeError as error:
     raise ModelArtifactError(f"{meta_path}: not valid JSON ({error}).") from error
-  if meta.get("kind") != KIND_ENSEMBLE:
-    raise ModelArtifactError(f"{meta_path}: kind is {meta.get('kind')!r}, expected "
-                             f"{KIND_ENSEMBLE!r}.")
+  if meta.get("kind") not in KINDS:
+    raise ModelArtifactError(f"{meta_path}: kind is {meta.get('kind')!r}, expected one of "
+                             f"{sorted(KINDS)}.")
   if int(meta.get("format_version", 0)) > FORMAT_VERSION:
     raise ModelArtifactError(f"{meta_path}: format_version {meta['format_version']} is newer "
                              f"than this code supports ({FORMAT_VERSION}).")
-  # JSON turned the config's tuples into lists; configs hold sizes as tuples.
-  config = ml_collections.ConfigDict(
-      {k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()})
-  ensemble = Ensemble(int(meta["state_dim"]), int(meta["action_dim"]), config)
-  like = jax.tree_util.tree_map(np.asarray, ensemble.init(jax.random.PRNGKey(0)))
+  return meta
+
+
+def load_model(path: str, kind: Optional[str] = None) -> Tuple[WorldModel, Any, Dict[str, Any]]:
+  """Reads an artifact written by :func:`save_model`, of any known kind.
+
+  Args:
+    path: the artifact directory.
+    kind: the kind the caller needs (None: any).
+
+  Returns:
+    ``(model definition, parameters on the device, model.json metadata)``.
+
+  Raises:
+    ModelArtifactError: as :func:`read_model_metadata`, another kind than ``kind``, or
+      parameters that do not match the recorded definition.
+  """
+  path = os.path.abspath(path)
+  meta = read_model_metadata(path)
+  if kind is not None and meta["kind"] != kind:
+    raise ModelArtifactError(f"{path}/model.json: kind is {meta['kind']!r}, expected {kind!r}.")
+  model = KINDS[meta["kind"]].from_metadata(meta)
+  like = jax.tree_util.tree_map(np.asarray, model.init(jax.random.PRNGKey(0)))
   try:
-    model = ocp.StandardCheckpointer().restore(os.path.join(path, "params"), like)
+    params = ocp.StandardCheckpointer().restore(os.path.join(path, "params"), like)
   except Exception as error:  # orbax raises several types for missing / mismatched trees
-    raise ModelArtifactError(f"{path}/params: cannot restore the ensemble parameters "
+    raise ModelArtifactError(f"{path}/params: cannot restore the {meta['kind']} parameters "
                              f"({type(error).__name__}: {error})") from error
   expected = jax.tree_util.tree_map(np.shape, like)
-  found = jax.tree_util.tree_map(np.shape, model)
+  found = jax.tree_util.tree_map(np.shape, params)
   if expected != found:
-    raise ModelArtifactError(f"{path}/params: cannot restore the ensemble parameters: their "
-                             f"shapes do not match model.json (state_dim "
-                             f"{meta['state_dim']}, action_dim {meta['action_dim']}, config).")
-  return ensemble, jax.device_put(model), meta
+    raise ModelArtifactError(f"{path}/params: cannot restore the {meta['kind']} parameters: "
+                             "their shapes do not match the definition in model.json.")
+  return model, jax.device_put(params), meta

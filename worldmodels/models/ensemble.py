@@ -7,12 +7,16 @@ weight decay grows with depth, and the model keeps its input statistics and elit
 
 Shapes: ``E`` members, ``B`` rows, ``S`` state dims, ``A`` action dims, ``Y = S + 1``.
 Member-batched inputs are ``[E, B, ...]``; shared inputs ``[B, ...]`` are broadcast to all members.
+
+:class:`Ensemble` implements the world-model protocol of :mod:`worldmodels.models.base`; it is
+trained by the loop phase of :mod:`worldmodels.models.ensemble_learner` and saved as an artifact
+(:mod:`worldmodels.models.artifacts`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Sequence, Tuple
+from typing import Any, Callable, Dict, Sequence, Tuple
 
 import chex
 import flax.linen as nn
@@ -23,11 +27,14 @@ import ml_collections
 import numpy as np
 import optax
 
+from worldmodels.models.rollouts import Rollout, rollout
 from worldmodels.rl.networks import get_activation
 
 
 def default_config() -> ml_collections.ConfigDict:
-  """Reference settings: ../shared/specs/algorithms.md, "Probabilistic ensemble dynamics"."""
+  """MBPO / MOPO settings: 7 members (5 elites) of 4 x 200 swish layers, Adam 1e-3, batch 256,
+  a holdout of min(1000, 20%) transitions and early stopping after 5 epochs without a 1%
+  improvement of any member."""
   c = ml_collections.ConfigDict()
   c.num_members = 7
   c.num_elites = 5
@@ -118,13 +125,27 @@ class EnsembleModel:
   elites: jax.Array
 
 
+@flax.struct.dataclass
+class ModelBatch:
+  """Member-batched training rows: ``state [E, B, S]``, ``action [E, B, A]``, ``target
+  [E, B, S + 1]`` (``y = (s' - s, r)``) and ``terminal [E, B]`` (1.0 where ``s'`` is terminal)."""
+
+  state: jax.Array
+  action: jax.Array
+  target: jax.Array
+  terminal: jax.Array
+
+
 @dataclasses.dataclass(frozen=True)
 class Ensemble:
-  """The ensemble's static definition and its pure functions."""
+  """The ensemble's static definition and its pure functions (a world model of
+  :mod:`worldmodels.models.base`; its parameters are an :class:`EnsembleModel`)."""
 
   state_dim: int
   action_dim: int
   config: ml_collections.ConfigDict
+
+  kind = "probabilistic_ensemble"
 
   @property
   def network(self) -> EnsembleNetwork:
@@ -132,6 +153,18 @@ class Ensemble:
     return EnsembleNetwork(c.num_members, tuple(c.hidden_sizes), self.state_dim + 1,
                            c.activation, c.init_max_logvar, c.init_min_logvar,
                            c.get("learn_termination", False))
+
+  def metadata(self) -> Dict[str, Any]:
+    """The static definition, as stored in an artifact's ``model.json``."""
+    return {"state_dim": self.state_dim, "action_dim": self.action_dim,
+            "config": self.config.to_dict()}
+
+  @classmethod
+  def from_metadata(cls, meta: Dict[str, Any]) -> "Ensemble":
+    # JSON turned the config's tuples into lists; configs hold sizes as tuples.
+    config = ml_collections.ConfigDict(
+        {k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()})
+    return cls(int(meta["state_dim"]), int(meta["action_dim"]), config)
 
   def init(self, key: jax.Array) -> EnsembleModel:
     c = self.config
@@ -197,22 +230,42 @@ class Ensemble:
             "terminal": logit[member, rows] > 0.0, "member": member, "mean": mean,
             "logvar": logvar}
 
+  def penalty(self, name: str) -> Callable[[Dict[str, jax.Array]], jax.Array]:
+    """The uncertainty penalty ``name`` (see ``PENALTIES``) of a :meth:`step` output: ``[B]``."""
+    if name not in PENALTIES:
+      raise ValueError(f"unknown penalty {name!r}; choose one of {sorted(PENALTIES)}")
+    return lambda out: PENALTIES[name](out["mean"], out["logvar"])
+
+  def imagine(self, model: EnsembleModel, policy, start: jax.Array, horizon: int,
+              key: jax.Array, *, penalty: str = "max_aleatoric", penalty_coef: float = 0.0,
+              termination_fn=None) -> Rollout:
+    """Branched rollouts of ``policy`` from ``start [N, S]`` (:func:`rollouts.rollout`), rewards
+    penalised by ``penalty_coef`` times the ``penalty`` uncertainty."""
+    return rollout(lambda s, a, k: self.step(model, s, a, k), policy, start, horizon, key,
+                   self.penalty(penalty), penalty_coef, termination_fn)
+
   # -- training ---------------------------------------------------------------------------
 
-  def loss(self, params: dict, model: EnsembleModel, x: jax.Array, y: jax.Array,
-           terminal: jax.Array | None = None) -> Tuple[jax.Array, Dict[str, jax.Array]]:
+  def loss(self, model: EnsembleModel, batch: ModelBatch,
+           key: jax.Array | None = None) -> Tuple[jax.Array, Dict[str, jax.Array]]:
     """Gaussian NLL summed over members, bound regulariser, per-layer weight decay, and with
     ``learn_termination`` the binary cross-entropy of the termination head.
 
+    Inputs are standardised with ``model``'s normalisers; gradients flow to ``model.params``.
+
     Args:
-      x: standardised inputs ``[E, B, S + A]``; y: targets ``[E, B, S + 1]``;
-      terminal: ``[E, B]`` float targets (1 = ``s'`` terminal), needed with
+      model: the parameters and normalisers.
+      batch: member-batched rows (:class:`ModelBatch`); ``terminal`` is needed with
         ``learn_termination``.
+      key: unused (the loss is deterministic).
     """
+    del key
     c = self.config
-    mean, logvar, logit = self.network.apply(params, x)
+    mean, logvar, logit = self.network.apply(model.params,
+                                             self._inputs(model, batch.state, batch.action))
+    y = batch.target
     nll = ((mean - y) ** 2 * jnp.exp(-logvar) + logvar).mean(axis=(1, 2))  # [E]
-    p = params["params"]
+    p = model.params["params"]
     bounds = c.logvar_bound_coef * (p["max_logvar"].sum() - p["min_logvar"].sum())
     members = p["members"]
     decay = sum(wd * 0.5 * jnp.sum(members[f"layer_{i}"]["kernel"] ** 2)
@@ -220,14 +273,15 @@ class Ensemble:
     total = nll.sum() + bounds + decay
     metrics = {"nll": nll.mean(), "mse": ((mean - y) ** 2).mean(), "decay": decay}
     if c.get("learn_termination", False):
-      bce = optax.sigmoid_binary_cross_entropy(logit, terminal).mean(axis=1)  # [E]
+      bce = optax.sigmoid_binary_cross_entropy(logit, batch.terminal).mean(axis=1)  # [E]
       total = total + bce.sum()
       metrics["termination_bce"] = bce.mean()
     return total, metrics
 
   def holdout_metrics(self, model: EnsembleModel, state: jax.Array, action: jax.Array,
                       target: jax.Array) -> Dict[str, jax.Array]:
-    """Per-member holdout MSE ``[E]``, NLL ``[E]`` and per-dimension MSE ``[E, S + 1]``."""
+    """Per-member holdout MSE ``[E]``, NLL ``[E]``, per-dimension MSE ``[E, S + 1]`` and mean
+    predicted variance ``[E, S + 1]`` on shared rows ``[B, ...]``."""
     mean, logvar = self.apply_all(model, state, action)
     err = (mean - target) ** 2
     nll = 0.5 * (err * jnp.exp(-logvar) + logvar + jnp.log(2 * jnp.pi)).mean(axis=(1, 2))
@@ -240,157 +294,9 @@ def make_targets(state: np.ndarray, reward: np.ndarray, next_state: np.ndarray) 
   return np.concatenate([next_state - state, reward[:, None]], axis=-1).astype(np.float32)
 
 
-@dataclasses.dataclass
-class TrainReport:
-  """What :func:`train_ensemble` measured.
-
-  Attributes:
-    epochs: epochs run (early stopping may end before ``max_epochs``).
-    holdout_mse: ``[E]`` per-member holdout MSE of the kept (best) parameters.
-    holdout_nll: ``[E]`` per-member holdout Gaussian NLL (nats per dimension).
-    mse_per_dim: ``[S + 1]`` elites' mean holdout MSE per output dimension.
-    calibration: ``[S + 1]`` elites' holdout MSE / mean predicted variance per dimension
-      (1 = calibrated, > 1 overconfident).
-    elites: ``[num_elites]`` member indices, best first.
-    history: per-epoch dicts (train loss, mean holdout MSE).
-  """
-
-  epochs: int
-  holdout_mse: np.ndarray
-  holdout_nll: np.ndarray
-  mse_per_dim: np.ndarray
-  calibration: np.ndarray
-  elites: np.ndarray
-  history: list
-
-
-def _member_subtree(params: dict) -> dict:
+def member_subtree(params: dict) -> dict:
+  """The member-stacked part of the network parameters (leading axis ``E``)."""
   return params["params"]["members"]
-
-
-def train_ensemble(ensemble: Ensemble, key: jax.Array, state: np.ndarray, action: np.ndarray,
-                   reward: np.ndarray, next_state: np.ndarray, *,
-                   terminal: np.ndarray | None = None, max_epochs: int | None = None,
-                   verbose: bool = False) -> Tuple[EnsembleModel, TrainReport]:
-  """Fits the ensemble on transitions with a holdout split, early stopping and elites.
-
-  Each member keeps the parameters of its best holdout epoch; training stops when no member
-  improved its holdout MSE by more than ``improvement_threshold`` (relative) for ``patience``
-  epochs; the elites are the ``num_elites`` members with the lowest holdout MSE.
-
-  Args:
-    state, next_state: ``[N, S]``; action: ``[N, A]``; reward: ``[N]`` (host arrays).
-    terminal: ``[N]`` bool, ``s'`` is terminal; required with ``learn_termination``.
-    max_epochs: overrides ``config.max_epochs``.
-
-  Returns:
-    The trained :class:`EnsembleModel` and a :class:`TrainReport`.
-  """
-  c = ensemble.config
-  n = state.shape[0]
-  for name, arr, shape in (("state", state, (n, ensemble.state_dim)),
-                           ("action", action, (n, ensemble.action_dim)), ("reward", reward, (n,)),
-                           ("next_state", next_state, (n, ensemble.state_dim))):
-    if arr.shape != shape:
-      raise ValueError(f"train_ensemble: {name} has shape {arr.shape}, expected {shape}")
-    if not np.all(np.isfinite(arr)):
-      raise ValueError(f"train_ensemble: {name} contains NaN or inf")
-  learn_termination = c.get("learn_termination", False)
-  if learn_termination and (terminal is None or np.shape(terminal) != (n,)):
-    raise ValueError(f"train_ensemble: learn_termination needs terminal of shape {(n,)}")
-  terminal = np.zeros((n,), np.float32) if terminal is None else np.asarray(terminal, np.float32)
-  inputs = np.concatenate([state, action], -1).astype(np.float32)
-  targets = make_targets(state, reward, next_state)
-
-  # Holdout split.
-  key, split_key, init_key = jax.random.split(key, 3)
-  perm = np.asarray(jax.random.permutation(split_key, n))
-  num_holdout = int(min(c.holdout_size, int(n * c.max_holdout_fraction)))
-  if num_holdout < 1 or n - num_holdout < c.batch_size:
-    raise ValueError(f"train_ensemble: {n} transitions are too few for a holdout of "
-                     f"{num_holdout} and batches of {c.batch_size}")
-  hold, train = perm[:num_holdout], perm[num_holdout:]
-  mean = inputs[train].mean(0)
-  std = inputs[train].std(0)
-  std = np.where(std < 1e-6, 1.0, std).astype(np.float32)
-  model = ensemble.init(init_key).replace(input_mean=jnp.asarray(mean), input_std=jnp.asarray(std))
-
-  x_train = jnp.asarray((inputs[train] - mean) / std)
-  y_train = jnp.asarray(targets[train])
-  t_train = jnp.asarray(terminal[train])
-  hold_s, hold_a = jnp.asarray(state[hold]), jnp.asarray(action[hold])
-  hold_y = jnp.asarray(targets[hold])
-  num_train = x_train.shape[0]
-  num_batches = num_train // c.batch_size
-  optimizer = optax.adam(c.learning_rate)
-  opt_state = optimizer.init(model.params)
-  members = c.num_members
-
-  @jax.jit
-  def epoch(params, opt_state, key):
-    if c.bootstrap:
-      order = jax.random.randint(key, (members, num_train), 0, num_train)
-    else:
-      order = jax.vmap(lambda k: jax.random.permutation(k, num_train))(
-          jax.random.split(key, members))
-    order = order[:, :num_batches * c.batch_size].reshape(members, num_batches, c.batch_size)
-
-    def body(carry, ids):  # ids [E, batch]
-      params, opt_state = carry
-      (loss, _), grads = jax.value_and_grad(ensemble.loss, has_aux=True)(
-          params, model, x_train[ids], y_train[ids], t_train[ids])
-      updates, opt_state = optimizer.update(grads, opt_state, params)
-      return (optax.apply_updates(params, updates), opt_state), loss
-
-    (params, opt_state), losses = jax.lax.scan(body, (params, opt_state),
-                                               jnp.swapaxes(order, 0, 1))
-    return params, opt_state, losses.mean()
-
-  @jax.jit
-  def evaluate(params):
-    return ensemble.holdout_metrics(model.replace(params=params), hold_s, hold_a, hold_y)
-
-  params = model.params
-  best_params = params
-  best_mse = np.asarray(evaluate(params)["mse"])
-  since_improved, history = 0, []
-  max_epochs = c.max_epochs if max_epochs is None else max_epochs
-  epochs = 0
-  for epochs in range(1, max_epochs + 1):
-    key, epoch_key = jax.random.split(key)
-    params, opt_state, train_loss = epoch(params, opt_state, epoch_key)
-    mse = np.asarray(evaluate(params)["mse"])
-    if not np.all(np.isfinite(mse)):
-      raise FloatingPointError(f"train_ensemble: non-finite holdout MSE at epoch {epochs}")
-    improved = (best_mse - mse) / best_mse > c.improvement_threshold
-    if improved.any():
-      keep = jnp.asarray(improved)
-      best_members = jax.tree_util.tree_map(
-          lambda new, old: jnp.where(keep.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
-          _member_subtree(params), _member_subtree(best_params))
-      best_params = {"params": {**params["params"], "members": best_members}}
-      best_mse = np.where(improved, mse, best_mse)
-      since_improved = 0
-    else:
-      since_improved += 1
-    history.append({"epoch": epochs, "train_loss": float(train_loss),
-                    "holdout_mse": float(mse.mean())})
-    if verbose:
-      print(f"[ensemble] epoch {epochs} train loss {float(train_loss):.4f} holdout mse "
-            f"{mse.mean():.5f} (best {best_mse.mean():.5f})", flush=True)
-    if since_improved > c.patience:
-      break
-
-  metrics = jax.tree_util.tree_map(np.asarray, evaluate(best_params))
-  elites = select_elites(metrics["mse"], c.num_elites)
-  model = model.replace(params=best_params, elites=jnp.asarray(elites))
-  report = TrainReport(
-      epochs=epochs, holdout_mse=metrics["mse"], holdout_nll=metrics["nll"],
-      mse_per_dim=metrics["mse_per_dim"][elites].mean(0),
-      calibration=(metrics["mse_per_dim"][elites].mean(0)
-                   / metrics["predicted_var"][elites].mean(0)),
-      elites=elites, history=history)
-  return model, report
 
 
 # -- uncertainty penalties: each maps all-member predictions [E, B, Y] to [B] ---------------
@@ -436,7 +342,7 @@ def shard_members(model: EnsembleModel, devices: Sequence[jax.Device] | None = N
 
   devices = list(devices if devices is not None else jax.devices())
   mesh = Mesh(np.asarray(devices), ("members",))
-  members = _member_subtree(model.params)
+  members = member_subtree(model.params)
   num = jax.tree_util.tree_leaves(members)[0].shape[0]
   if num % len(devices):
     raise ValueError(f"shard_members: {num} members do not split over {len(devices)} devices")

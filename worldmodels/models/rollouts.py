@@ -1,9 +1,10 @@
-"""Branched model rollouts (MBPO / MOPO): ``H`` steps from ``N`` start states in one scan.
+"""Branched model rollouts (MBPO / MOPO): ``H`` steps from ``N`` start states in one scan,
+generic over the world model's one-step function.
 
-Each step: the policy picks ``a ~ pi(s)``, one elite per row samples ``(s', r)``, the reward is
-penalised by ``lambda * u(s, a)`` (an uncertainty penalty of the ensemble), and a termination
-function (when the task has one, else the ensemble's learned termination head when it has one)
-ends rows; ended rows keep stepping but are masked out.
+Each step: the policy picks ``a ~ pi(s)``, the model samples ``(s', r)``, the reward is
+penalised by ``penalty_coef * u(s, a)`` (an uncertainty penalty of the model's step output), and
+a termination function (when the task has one, else the model's own ``terminal`` output) ends
+rows; ended rows keep stepping but are masked out.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from worldmodels.models.ensemble import PENALTIES, Ensemble, EnsembleModel
-
 PolicyFn = Callable[[jax.Array, jax.Array], jax.Array]  # (state [N, S], key) -> action [N, A]
 TerminationFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]  # (s, a, s') -> [N] bool
+ModelStepFn = Callable[[jax.Array, jax.Array, jax.Array], Dict[str, jax.Array]]
+"""``(state [N, S], action [N, A], key) -> {"next_state" [N, S], "reward" [N], "terminal" [N],
+...}`` (e.g. ``lambda s, a, k: ensemble.step(model, s, a, k)``)."""
+PenaltyFn = Callable[[Dict[str, jax.Array]], jax.Array]  # model step output -> u [N]
 
 
 @flax.struct.dataclass
@@ -27,7 +30,7 @@ class Rollout:
   Attributes:
     state, next_state: ``[H, N, S]``; action: ``[H, N, A]``.
     reward: ``[H, N]`` penalised reward; raw_reward: ``[H, N]``; penalty: ``[H, N]``.
-    discount: ``[H, N]``, 0 where the termination function fired.
+    discount: ``[H, N]``, 0 where the episode terminated.
     valid: ``[H, N]`` bool, False after a row terminated.
   """
 
@@ -41,24 +44,29 @@ class Rollout:
   valid: jax.Array
 
 
-def rollout(ensemble: Ensemble, model: EnsembleModel, policy: PolicyFn, start: jax.Array,
-            horizon: int, key: jax.Array, penalty: str = "max_aleatoric",
-            penalty_coef: float = 0.0, termination_fn: Optional[TerminationFn] = None
-            ) -> Rollout:
-  """Rolls the policy out in the model for ``horizon`` steps from ``start`` ``[N, S]``."""
-  if penalty not in PENALTIES:
-    raise ValueError(f"unknown penalty {penalty!r}; choose one of {sorted(PENALTIES)}")
-  penalty_fn = PENALTIES[penalty]
+def rollout(model_step: ModelStepFn, policy: PolicyFn, start: jax.Array, horizon: int,
+            key: jax.Array, penalty_fn: Optional[PenaltyFn] = None, penalty_coef: float = 0.0,
+            termination_fn: Optional[TerminationFn] = None) -> Rollout:
+  """Rolls ``policy`` out through ``model_step`` for ``horizon`` steps from ``start [N, S]``.
+
+  Args:
+    model_step: the model's one-step sampler.
+    policy: ``(state, key) -> action``.
+    start: ``[N, S]`` start states.
+    horizon: H.
+    key: rollout key (split per step, then into the policy's and the model's keys).
+    penalty_fn: uncertainty of a step output (None: no penalty).
+    penalty_coef: lambda.
+    termination_fn: known termination (wins over the model's ``terminal``).
+  """
   n = start.shape[0]
 
   def body(carry, key):
     state, alive = carry
     act_key, model_key = jax.random.split(key)
     action = policy(state, act_key)
-    out = ensemble.step(model, state, action, model_key)
-    u = penalty_fn(out["mean"], out["logvar"])
-    # A known termination function wins; otherwise the ensemble's learned head (if any; without
-    # one, `terminal` is always False).
+    out = model_step(state, action, model_key)
+    u = penalty_fn(out) if penalty_fn is not None else jnp.zeros((n,), jnp.float32)
     done = (termination_fn(state, action, out["next_state"]) if termination_fn is not None
             else out["terminal"])
     step = {"state": state, "action": action, "reward": out["reward"] - penalty_coef * u,

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from worldmodels.training.agent import AgentSpec
+from worldmodels.data.spec import DataSpec
 
 
 @flax.struct.dataclass
@@ -25,7 +25,7 @@ class Normalizer:
     return cls(jnp.zeros((dim,), jnp.float32), jnp.ones((dim,), jnp.float32))
 
   @classmethod
-  def from_spec(cls, spec: AgentSpec, key: str, enabled: bool = True,
+  def from_spec(cls, spec: DataSpec, key: str, enabled: bool = True,
                 eps: float = 1e-3) -> "Normalizer":
     """The data statistics of ``spec`` for observation ``key``, or identity when disabled or
     absent (an online agent has no dataset statistics)."""

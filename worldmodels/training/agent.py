@@ -1,13 +1,17 @@
-"""The agent interface the common training loop drives.
+"""The learner interface the common training loop drives.
 
-An agent is built from ``(config, spec)`` and is pure: all of its state (params, optimiser states, target
-params, rng key, step) is one pytree, and
+A learner (an agent, or a world model being trained) is built from its config and its data; it
+is pure: all of its state (params, optimiser states, target params, rng key, step) is one pytree,
+and
 
 * ``init(key) -> state``
-* ``update(state, batch) -> (state, metrics)``  (jit- and scan-able)
-* ``act(state, observation, key, eval_mode) -> action``  (batched, jit-able)
-* ``phases() -> [Phase]``: what the loop runs, in order (e.g. model training then policy
-  training, or one online phase that collects from an environment).
+* ``update(state, batch, frozen) -> (state, metrics)`` (jit- and scan-able): ``frozen`` holds
+  the read-only inputs of the phase (e.g. a world model's parameters), which are never part of
+  the state and so never written into checkpoints;
+* ``phases() -> [Phase]``: what the loop runs, in order.
+
+An agent also acts, carrying its own state from step to step (an RSSM's latent, a frame stack,
+a context model): see :mod:`worldmodels.training.acting` for ``policy_init`` / ``policy``.
 """
 
 from __future__ import annotations
@@ -16,42 +20,23 @@ import dataclasses
 from typing import Any, Callable, Dict, Literal, Optional, Protocol, Sequence, Tuple
 
 import jax
-import numpy as np
+
+from worldmodels.data.spec import DataSpec
 
 State = Any
 Batch = Any
+Frozen = Any
 Metrics = Dict[str, jax.Array]
 
 
-@dataclasses.dataclass(frozen=True)
-class AgentSpec:
-  """What an agent needs to know about its data or environment.
+class Sampler(Protocol):
+  """Draws one batch inside ``jit`` (see :mod:`worldmodels.data.samplers`)."""
 
-  Attributes:
-    observation_shapes: name -> per-step shape (e.g. ``{"state": (17,)}``).
-    action_dim: A.
-    observation_mean: optional name -> ``[D]`` statistics of the offline data (for agents that
-      normalise inputs, e.g. TD3+BC).
-    observation_std: as above.
-  """
+  def prepare(self, source) -> None:
+    """Registers the host tables it needs in the data source (once)."""
 
-  observation_shapes: Dict[str, Tuple[int, ...]]
-  action_dim: int
-  observation_mean: Dict[str, np.ndarray] | None = None
-  observation_std: Dict[str, np.ndarray] | None = None
-
-  @classmethod
-  def from_steps(cls, steps) -> "AgentSpec":
-    """Shapes and per-key standardisation statistics of an offline dataset's observations
-    (float entries only; statistics over all steps)."""
-    shapes, means, stds = {}, {}, {}
-    for name, values in steps.observation.items():
-      values = np.asarray(values)
-      shapes[name] = tuple(values.shape[1:])
-      if np.issubdtype(values.dtype, np.floating):
-        means[name] = values.mean(axis=0)
-        stds[name] = values.std(axis=0)
-    return cls(shapes, int(steps.action.shape[1]), means, stds)
+  def __call__(self, data: Any, key: jax.Array) -> Batch:
+    """One batch from ``data``: the source's arrays (offline) or the replay (online)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,45 +45,63 @@ class Phase:
 
   Attributes:
     name: shown in logs and checkpoints (e.g. ``"policy"``).
-    kind: ``"offline"`` (batches sampled from a dataset) or ``"online"`` (the loop collects
-      transitions from an environment into a replay buffer and samples from it).
-    num_steps: gradient updates in this phase (for online phases: environment steps, with
-      one update per step after ``learning_starts``).
-    update: ``(state, batch) -> (state, metrics)``.
-    batch_size: transitions per batch.
+    kind: ``"offline"`` (batches from the data source) or ``"online"`` (the loop collects
+      transitions from an environment into a replay and samples from it).
+    num_steps: gradient updates (online: environment steps, one update per step after
+      ``learning_starts``); an ``is_done`` phase may end sooner.
+    update: ``(state, batch, frozen) -> (state, metrics)``.
+    sampler: draws each update's batch (offline: from ``DataSource.arrays``; online: from the
+      replay); None: the update draws its own data from ``frozen`` (a world model's epochs).
+    frozen: builds the phase's read-only inputs once from the data source (None: no inputs);
+      they are passed to every update and never checkpointed.
     random_steps: online only: steps of uniform random actions before the policy acts.
     learning_starts: online only: environment steps before the first update.
-    sample: offline only: ``(data, index, key, batch_size) -> batch`` drawing one batch from
-      the device-resident dataset (default: uniform one-step transitions). Agents that need
-      more than a batch of transitions (e.g. MOPO's rollout start states) supply their own.
+    steps_per_chunk: updates per host call for this phase (None: the loop's setting), e.g.
+      one epoch for a world model, so that ``is_done`` is checked at epoch boundaries.
+    is_done: ``state -> bool`` checked after each chunk: the phase ends early (early stopping);
+      updates after it must leave the state unchanged.
+    summary: ``state -> {name: float}`` logged after each chunk besides the update's metrics
+      (values that only exist at chunk boundaries, e.g. a holdout error).
+    unit: what a step is, for progress lines.
   """
 
   name: str
   kind: Literal["offline", "online"]
   num_steps: int
-  update: Callable[[State, Batch], Tuple[State, Metrics]]
-  batch_size: int = 256
+  update: Callable[[State, Batch, Frozen], Tuple[State, Metrics]]
+  sampler: Optional[Sampler] = None
+  frozen: Optional[Callable[[Any], Frozen]] = None
   random_steps: int = 0
   learning_starts: int = 0
-  sample: Optional[Callable[..., Batch]] = None
+  steps_per_chunk: Optional[int] = None
+  is_done: Optional[Callable[[State], bool]] = None
+  summary: Optional[Callable[[State], Dict[str, float]]] = None
+  unit: str = "updates"
 
 
-class Agent(Protocol):
-  """Structural type of every agent in ``worldmodels.agents``."""
-
-  config: Any
-
-  spec: AgentSpec
+class Learner(Protocol):
+  """What the training loop needs of anything it trains."""
 
   def init(self, key: jax.Array) -> State:
     ...
 
-  def update(self, state: State, batch: Batch) -> Tuple[State, Metrics]:
-    ...
-
-  def act(self, state: State, observation: Dict[str, jax.Array], key: jax.Array,
-          eval_mode: bool) -> jax.Array:
+  def update(self, state: State, batch: Batch, frozen: Frozen = None) -> Tuple[State, Metrics]:
     ...
 
   def phases(self) -> Sequence[Phase]:
+    ...
+
+
+class Agent(Learner, Protocol):
+  """Structural type of every agent in ``worldmodels.agents``: a learner that acts."""
+
+  config: Any
+
+  spec: DataSpec
+
+  def policy_init(self, key: jax.Array) -> Any:
+    ...
+
+  def policy(self, state: State, carry: Any, observation: Dict[str, jax.Array], key: jax.Array,
+             eval_mode: bool) -> Tuple[jax.Array, Any]:
     ...

@@ -1,14 +1,16 @@
-"""The common training loop: runs an agent's phases, offline or online.
+"""The common training loop: runs a learner's phases, offline or online.
 
 Per host call the loop runs ``steps_per_chunk`` updates inside one ``jit`` (``lax.scan``); between
-chunks it evaluates in the real environment, logs (JSONL + CSV), prints progress and saves
-orbax checkpoints. A killed run restarts from its last checkpoint and reaches the same final
-parameters as an uninterrupted one (offline phases; an online phase also resumes its replay and
-counters, but starts a fresh environment episode). A non-finite loss stops the run with
-:class:`NonFiniteLossError`, keeping the last good checkpoint.
+chunks it evaluates, logs (JSONL + CSV), prints progress and saves orbax checkpoints. A killed run
+restarts from its last checkpoint and reaches the same final parameters as an uninterrupted one
+(offline phases; an online phase resumed at an episode boundary too). A non-finite loss stops the
+run with :class:`NonFiniteLossError`, keeping the last good checkpoint.
 
-Environments come in through ``env_factory(seed) -> dm_env.Environment``; the loop never
-imports ``benchmarks``.
+Data comes in through a :class:`~worldmodels.data.source.DataSource` (offline phases: their
+samplers read its device arrays; its tables are prepared once) and environments through
+``env_factory(seed) -> dm_env.Environment`` (online phases, and the default evaluation); the
+loop never imports ``benchmarks``. Each phase's read-only inputs (``Phase.frozen``, e.g. a world
+model's parameters) are passed to its updates and never checkpointed.
 """
 
 from __future__ import annotations
@@ -19,20 +21,18 @@ import os
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-import dm_env
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from worldmodels.data import samplers
+from worldmodels.data.source import DataSource
 from worldmodels.data.types import Steps
 from worldmodels.training import replay as replay_lib
+from worldmodels.training.acting import (EnvFactory, EnvironmentEvaluator, EpisodeRunner,
+                                         Evaluator)
 from worldmodels.training.agent import Phase
 from worldmodels.training.checkpoint import Checkpointer
-from worldmodels.training.evaluation import evaluate, make_policy
 from worldmodels.training.logging import MetricsLogger, Progress
-
-EnvFactory = Callable[[int], dm_env.Environment]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -137,16 +137,14 @@ def _check_finite(metrics: Dict[str, float], phase: str, first: int, last: int,
 
 
 def _make_offline_chunk(phase: Phase):
-  """``(agent_state, key, data, index, length) -> (agent_state, key, mean metrics)``."""
+  """``(agent_state, key, arrays, frozen, length) -> (agent_state, key, mean metrics)``."""
 
-  sample = phase.sample or samplers.sample_transitions
-
-  def chunk(agent_state, key, data: Steps, index: samplers.EpisodeIndex, length: int):
+  def chunk(agent_state, key, arrays, frozen, length: int):
     def body(carry, _):
       state, key = carry
       key, sample_key = jax.random.split(key)
-      batch = sample(data, index, sample_key, phase.batch_size)
-      state, metrics = phase.update(state, batch)
+      batch = phase.sampler(arrays, sample_key) if phase.sampler is not None else None
+      state, metrics = phase.update(state, batch, frozen)
       return (state, key), metrics
 
     (agent_state, key), metrics = jax.lax.scan(body, (agent_state, key), None, length=length)
@@ -156,17 +154,17 @@ def _make_offline_chunk(phase: Phase):
 
 
 def _make_online_chunk(phase: Phase):
-  """``(agent_state, key, replay, block, count, num_updates, length)`` -> adds the block's
-  ``count`` steps to the replay, then runs ``num_updates`` (<= length) updates."""
+  """``(agent_state, key, replay, block, count, num_updates, frozen, length)`` -> adds the
+  block's ``count`` steps to the replay, then runs ``num_updates`` (<= length) updates."""
 
-  def chunk(agent_state, key, replay, block: Steps, count, num_updates, length: int):
+  def chunk(agent_state, key, replay, block: Steps, count, num_updates, frozen, length: int):
     replay = replay_lib.add_steps(replay, block, count)
 
     def body(carry, i):
       state, key = carry
       key, sample_key = jax.random.split(key)
-      batch = replay_lib.sample_replay(replay, sample_key, phase.batch_size)
-      new_state, metrics = phase.update(state, batch)
+      batch = phase.sampler(replay, sample_key)
+      new_state, metrics = phase.update(state, batch, frozen)
       active = i < num_updates
       state = jax.tree_util.tree_map(lambda n, o: jnp.where(active, n, o), new_state, state)
       metrics = {k: jnp.where(active, v, 0.0) for k, v in metrics.items()}
@@ -177,97 +175,93 @@ def _make_online_chunk(phase: Phase):
     denom = jnp.maximum(num_updates, 1).astype(jnp.float32)
     return agent_state, key, replay, {k: jnp.sum(v) / denom for k, v in metrics.items()}
 
-  return jax.jit(chunk, static_argnums=6, donate_argnums=(0, 2))
+  return jax.jit(chunk, static_argnums=7, donate_argnums=(0, 2))
 
 
-class _EpisodeCollector:
-  """Steps a training environment on the host and emits RLDS step rows."""
-
-  def __init__(self, env: dm_env.Environment, action_dim: int, obs_dtypes: Dict[str, Any]):
-    self.env, self.action_dim, self.obs_dtypes = env, action_dim, obs_dtypes
-    self.timestep = env.reset()
-    self.first = True
-    self.episode_return = 0.0
-    self.completed_returns: List[float] = []
-
-  def step(self, action: np.ndarray) -> List[dict]:
-    """Applies ``action``; returns the 1 or 2 step rows it completes."""
-    obs = self.timestep.observation
-    next_ts = self.env.step(action)
-    reward = float(next_ts.reward or 0.0)
-    discount = float(next_ts.discount if next_ts.discount is not None else 1.0)
-    rows = [dict(observation=obs, action=action, reward=reward, discount=discount,
-                 is_first=self.first, is_last=False, is_terminal=False)]
-    self.first = False
-    self.episode_return += reward
-    if next_ts.last():
-      rows.append(dict(observation=next_ts.observation,
-                       action=np.zeros(self.action_dim, np.float32), reward=0.0, discount=0.0,
-                       is_first=False, is_last=True, is_terminal=discount == 0.0))
-      self.completed_returns.append(self.episode_return)
-      self.episode_return, self.first = 0.0, True
-      next_ts = self.env.reset()
-    self.timestep = next_ts
-    return rows
+def _rows(step, action_dim: int) -> List[dict]:
+  """The 1 or 2 RLDS step rows an environment step completes (2 after a last step)."""
+  rows = [dict(observation=step.observation, action=step.action, reward=step.reward,
+               discount=step.discount, is_first=step.first, is_last=False, is_terminal=False)]
+  if step.last:
+    rows.append(dict(observation=step.next_observation,
+                     action=np.zeros(action_dim, np.float32), reward=0.0, discount=0.0,
+                     is_first=False, is_last=True, is_terminal=step.discount == 0.0))
+  return rows
 
 
 def _rows_to_block(rows: List[dict], size: int, obs_shapes, obs_dtypes, action_dim) -> Steps:
   """Packs step rows into a fixed-size block (padding rows are ignored by ``count``)."""
-  def column(name, shape, dtype, get):
+  def column(shape, dtype, get):
     out = np.zeros((size,) + tuple(shape), dtype)
     for i, row in enumerate(rows):
       out[i] = get(row)
     return out
 
   return Steps(
-      observation={k: column(k, obs_shapes[k], obs_dtypes[k], lambda r, k=k: r["observation"][k])
+      observation={k: column(obs_shapes[k], obs_dtypes[k], lambda r, k=k: r["observation"][k])
                    for k in obs_shapes},
-      action=column("action", (action_dim,), np.float32, lambda r: r["action"]),
-      reward=column("reward", (), np.float32, lambda r: r["reward"]),
-      discount=column("discount", (), np.float32, lambda r: r["discount"]),
-      is_first=column("is_first", (), bool, lambda r: r["is_first"]),
-      is_last=column("is_last", (), bool, lambda r: r["is_last"]),
-      is_terminal=column("is_terminal", (), bool, lambda r: r["is_terminal"]))
+      action=column((action_dim,), np.float32, lambda r: r["action"]),
+      reward=column((), np.float32, lambda r: r["reward"]),
+      discount=column((), np.float32, lambda r: r["discount"]),
+      is_first=column((), bool, lambda r: r["is_first"]),
+      is_last=column((), bool, lambda r: r["is_last"]),
+      is_terminal=column((), bool, lambda r: r["is_terminal"]))
 
 
-def train(agent, *, workdir: str, loop: LoopConfig, env_factory: Optional[EnvFactory] = None,
-          dataset: Optional[Steps] = None, phases: Optional[Sequence[Phase]] = None,
-          observation_dtypes: Optional[Dict[str, Any]] = None) -> TrainResult:
+def _check_phases(agent, phases: Sequence[Phase], data: Optional[DataSource],
+                  env_factory: Optional[EnvFactory]) -> None:
+  for phase in phases:
+    if phase.kind == "offline" and phase.sampler is not None and data is None:
+      raise ValueError(f"phase '{phase.name}' trains offline but no data source was given "
+                       "(set --config.dataset.path).")
+    if phase.kind == "online":
+      if env_factory is None:
+        raise ValueError(f"phase '{phase.name}' collects online but no env_factory was given.")
+      if agent.spec.frame_stack:
+        raise ValueError(f"phase '{phase.name}': online phases store the frames they see; "
+                         f"frame stacks {dict(agent.spec.frame_stack)} are for offline data "
+                         "(set the frame stack to 1).")
+
+
+def train(agent, *, workdir: str, loop: LoopConfig, data: Optional[DataSource] = None,
+          env_factory: Optional[EnvFactory] = None, evaluator: Optional[Evaluator] = None,
+          phases: Optional[Sequence[Phase]] = None) -> TrainResult:
   """Runs every phase of ``agent`` (or ``phases``) to completion, resuming if possible.
 
   Args:
-    agent: built from ``(config, spec)``; see :mod:`worldmodels.training.agent`.
+    agent: a learner (:mod:`worldmodels.training.agent`); agents also act.
     workdir: logs, checkpoints and results go here; an existing checkpoint is resumed.
     loop: the loop's settings.
-    env_factory: ``seed -> dm_env.Environment`` for evaluation and online phases (None: no
-      evaluation; online phases then fail).
-    dataset: episodic steps for offline phases (host or device arrays).
+    data: the data source of offline phases (built once; reusable across runs).
+    env_factory: ``seed -> dm_env.Environment`` (single frames) for online phases and, when
+      ``evaluator`` is None, evaluation of the agent's policy with its frame stacks.
+    evaluator: ``agent state -> metrics`` called at each evaluation (e.g. many scenarios);
+      default: ``loop.eval_episodes`` episodes in ``env_factory``'s environments (none without
+      a factory).
     phases: overrides ``agent.phases()``.
-    observation_dtypes: dtypes of the online observations (default float32 for all).
 
   Returns:
     A :class:`TrainResult`.
 
   Raises:
     NonFiniteLossError: a loss became NaN or inf.
-    ValueError: an offline phase without a dataset, an online phase without an environment.
+    ValueError: an offline phase without data, an online phase without an environment.
   """
   phases = list(phases if phases is not None else agent.phases())
-  spec = agent.spec
-  obs_dtypes = {k: np.dtype((observation_dtypes or {}).get(k, np.float32))
-                for k in spec.observation_shapes}
+  _check_phases(agent, phases, data, env_factory)
   for phase in phases:
-    if phase.kind == "offline" and dataset is None:
-      raise ValueError(f"phase '{phase.name}' trains offline but no dataset was given "
-                       "(set --config.dataset.path).")
-    if phase.kind == "online" and env_factory is None:
-      raise ValueError(f"phase '{phase.name}' collects online but no env_factory was given.")
+    if phase.kind == "offline" and phase.sampler is not None:
+      phase.sampler.prepare(data)
+  if evaluator is None and env_factory is not None and loop.eval_episodes > 0:
+    evaluator = EnvironmentEvaluator(agent, env_factory, loop.eval_episodes,
+                                     seed=10_000 + loop.seed * 1000)
 
   logger = MetricsLogger(workdir)
   checkpointer = Checkpointer(workdir, loop.max_to_keep)
   snapshotter = (Checkpointer(workdir, None, SNAPSHOT_DIRECTORY) if loop.snapshot_every > 0
                  else None)
   has_online = any(p.kind == "online" for p in phases)
+  spec = getattr(agent, "spec", None)
   init_key, loop_key = jax.random.split(jax.random.PRNGKey(loop.seed))
   carry = {
       "agent": agent.init(init_key),
@@ -275,7 +269,8 @@ def train(agent, *, workdir: str, loop: LoopConfig, env_factory: Optional[EnvFac
       "phase": np.asarray(0, np.int32),
       "phase_step": np.asarray(0, np.int32),
       "replay": (replay_lib.init_replay(loop.replay_capacity, spec.observation_shapes,
-                                        obs_dtypes, spec.action_dim) if has_online else {}),
+                                        spec.observation_dtypes, spec.action_dim)
+                 if has_online else {}),
   }
   if has_online:  # episodes finished so far (a resume replays as many environment resets)
     carry["episodes"] = np.asarray(0, np.int32)
@@ -288,29 +283,22 @@ def train(agent, *, workdir: str, loop: LoopConfig, env_factory: Optional[EnvFac
   # init), and the chunk functions donate their inputs.
   carry = jax.tree_util.tree_map(lambda x: jnp.array(x, copy=True), carry)
 
-  data = index = None
-  if dataset is not None:
-    index = samplers.build_index(dataset)
-    data = jax.device_put(dataset)
-
-  policy = make_policy(agent, eval_mode=True)
-  explore = make_policy(agent, eval_mode=False)
+  arrays = data.arrays if data is not None else None
   evaluations: List[Dict[str, float]] = []
   global_offset = sum(p.num_steps for p in phases[:int(carry["phase"])])
 
   def run_eval(phase: Phase, step: int, progress: Progress) -> None:
-    if env_factory is None or loop.eval_episodes <= 0:
+    if evaluator is None:
       return
-    result = evaluate(agent, carry["agent"], env_factory, loop.eval_episodes,
-                      seed=10_000 + loop.seed * 1000, policy=policy)
+    result = evaluator(carry["agent"])
     row = logger.write("eval", global_offset + step, phase.name, result)
     evaluations.append(row)
-    progress.last_eval = f"{result['return_mean']:.1f}±{result['return_std']:.1f}"
+    if "return_mean" in result:
+      progress.last_eval = f"{result['return_mean']:.1f}±{result.get('return_std', 0.0):.1f}"
 
-  def save(phase_index: int, step: int) -> None:
+  def save(phase_index: int, step: int, done: bool) -> None:
     """Checkpoints after ``step`` updates of phase ``phase_index`` (a finished phase is saved
     as the start of the next one, so a resume never repeats it)."""
-    done = step == phases[phase_index].num_steps
     carry["phase"] = np.asarray(phase_index + 1 if done else phase_index, np.int32)
     carry["phase_step"] = np.asarray(0 if done else step, np.int32)
     checkpointer.save(global_offset + step, carry)
@@ -319,63 +307,74 @@ def train(agent, *, workdir: str, loop: LoopConfig, env_factory: Optional[EnvFac
     phase = phases[phase_index]
     step = int(carry["phase_step"]) if phase_index == int(carry["phase"]) else 0
     progress = Progress(phase.name, phase.num_steps, start=step,
-                        unit="updates" if phase.kind == "offline" else "env steps")
+                        unit=phase.unit if phase.kind == "offline" else "env steps")
+    frozen = phase.frozen(data) if phase.frozen is not None else None
+    steps_per_chunk = phase.steps_per_chunk or loop.steps_per_chunk
     if phase.kind == "offline":
       chunk_fn = _make_offline_chunk(phase)
     else:
       chunk_fn = _make_online_chunk(phase)
-      env = env_factory(loop.seed)
+      runner = EpisodeRunner(env_factory(loop.seed), agent, eval_mode=False)
       # Resuming: advance the environment's and the random actions' generators to where the
       # interrupted run was, so a run resumed at an episode boundary (steps_per_chunk a
       # multiple of the episode length) collects exactly what an uninterrupted one would.
       for _ in range(int(carry["episodes"])):
-        env.reset()
-      collector = _EpisodeCollector(env, spec.action_dim, obs_dtypes)
+        runner.env.reset()
+      runner.begin(jax.random.fold_in(carry["key"], step))
       rng = np.random.default_rng([loop.seed, phase_index, 0])
       rng.uniform(-1.0, 1.0, (min(step, phase.random_steps), spec.action_dim))
+      episode_return = 0.0
     last_print = 0.0
-    while step < phase.num_steps:
-      length = min(loop.steps_per_chunk, phase.num_steps - step)
+    finished = False
+    while not finished:
+      length = min(steps_per_chunk, phase.num_steps - step)
       if phase.kind == "offline":
-        carry["agent"], carry["key"], metrics = chunk_fn(carry["agent"], carry["key"], data,
-                                                         index, length)
+        carry["agent"], carry["key"], metrics = chunk_fn(carry["agent"], carry["key"], arrays,
+                                                         frozen, length)
       else:
-        rows = []
+        rows, returns = [], []
         act_key = jax.random.fold_in(carry["key"], step)
         for i in range(length):
-          if step + i < phase.random_steps:
-            action = rng.uniform(-1.0, 1.0, spec.action_dim).astype(np.float32)
-          else:
-            action = np.asarray(explore(carry["agent"], collector.timestep.observation,
-                                        act_key, i))
-          rows.extend(collector.step(action))
-        block = _rows_to_block(rows, 2 * length, spec.observation_shapes, obs_dtypes,
-                               spec.action_dim)
+          action = (rng.uniform(-1.0, 1.0, spec.action_dim).astype(np.float32)
+                    if step + i < phase.random_steps else None)
+          transition = runner.step(carry["agent"], jax.random.fold_in(act_key, i), action)
+          rows.extend(_rows(transition, spec.action_dim))
+          episode_return += transition.reward
+          if transition.last:
+            returns.append(episode_return)
+            episode_return = 0.0
+            runner.begin(jax.random.fold_in(act_key, i))
+        block = _rows_to_block(rows, 2 * length, spec.observation_shapes,
+                               spec.observation_dtypes, spec.action_dim)
         num_updates = int(np.clip(step + length - max(phase.learning_starts, step), 0, length))
         carry["agent"], carry["key"], carry["replay"], metrics = chunk_fn(
             carry["agent"], carry["key"], carry["replay"], block, np.int32(len(rows)),
-            np.int32(num_updates), length)
-        carry["episodes"] = np.asarray(int(carry["episodes"]) + len(collector.completed_returns),
-                                       np.int32)
-        if collector.completed_returns:
-          metrics = dict(metrics, episode_return=float(np.mean(collector.completed_returns)))
-          collector.completed_returns.clear()
+            np.int32(num_updates), frozen, length)
+        carry["episodes"] = np.asarray(int(carry["episodes"]) + len(returns), np.int32)
+        if returns:
+          metrics = dict(metrics, episode_return=float(np.mean(returns)))
       metrics = {k: float(v) for k, v in metrics.items()}
+      if phase.summary is not None:
+        metrics.update({k: float(v) for k, v in phase.summary(carry["agent"]).items()})
       _check_finite(metrics, phase.name, step, step + length, checkpointer)
       previous, step = step, step + length
+      finished = step == phase.num_steps or (phase.is_done is not None
+                                             and bool(phase.is_done(carry["agent"])))
       logger.write("train", global_offset + step, phase.name, metrics)
       crossed = lambda every: every > 0 and step // every > previous // every
-      if crossed(loop.eval_every) or step == phase.num_steps:
+      if crossed(loop.eval_every) or finished:
         run_eval(phase, step, progress)
-      if (snapshotter is not None and (crossed(loop.snapshot_every) or step == phase.num_steps)
+      if (snapshotter is not None and (crossed(loop.snapshot_every) or finished)
           and global_offset + step not in snapshotter.all_steps()):  # a resume may redo steps
         snapshotter.save(global_offset + step, carry["agent"])
-      if crossed(loop.checkpoint_every) or step == phase.num_steps:
-        save(phase_index, step)
-      if time.time() - last_print >= loop.log_every_seconds or step == phase.num_steps:
+      if crossed(loop.checkpoint_every) or finished:
+        save(phase_index, step, finished)
+      if time.time() - last_print >= loop.log_every_seconds or finished:
         progress.update(step, {k: v for k, v in metrics.items() if "loss" in k or k in (
             "episode_return", "alpha")})
         last_print = time.time()
+    if phase.kind == "online":
+      runner.close()
     global_offset += phase.num_steps
     carry["phase_step"] = np.asarray(0, np.int32)
 

@@ -10,6 +10,7 @@ belongs to the same episode: exactly the steps that start a sampleable transitio
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Dict
 
 import flax.struct
@@ -132,3 +133,16 @@ def replay_to_steps(replay: Replay) -> Steps:
   if not keep.any():
     raise ValueError("replay_to_steps: the replay holds no complete episode yet.")
   return jax.tree_util.tree_map(lambda x: x[keep], ordered)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplaySampler:
+  """The online phases' sampler: uniform transitions from the replay (:func:`sample_replay`)."""
+
+  batch_size: int
+
+  def prepare(self, source) -> None:
+    del source
+
+  def __call__(self, replay: Replay, key: jax.Array) -> Transition:
+    return sample_replay(replay, key, self.batch_size)

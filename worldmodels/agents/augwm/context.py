@@ -9,11 +9,16 @@ episodes, and no reward is used.
 
 ``a`` in ``delta_hat(s_t, a)`` is the action the policy would take with the previous context
 **(ours: the paper's algorithm needs an action before it has the context for the step)**.
+
+The policy is a stateful policy of :mod:`worldmodels.training.acting`: the linear model, the
+context and the last step live in its carry, which the episode runner resets at every episode.
 """
 
 from __future__ import annotations
 
-from typing import Dict
+import dataclasses
+import functools
+from typing import Any, Dict, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -22,45 +27,57 @@ import numpy as np
 from worldmodels.agents.augwm import augmentations as aug
 
 
+@dataclasses.dataclass(frozen=True)
 class OnlineLinearModel:
-  """Ridge regression ``delta ~ [s, 1] W`` refit after every observation."""
+  """Ridge regression ``delta ~ [s, 1] W``, refit after every observation (host, float64).
 
-  def __init__(self, state_dim: int, ridge: float = 1e-3):
-    self.state_dim, self.ridge = state_dim, ridge
-    self.reset()
+  Immutable: :meth:`update` returns the refitted model, so it can sit in a policy's carry.
 
-  def reset(self) -> None:
-    d = self.state_dim + 1
-    self._xtx = np.zeros((d, d))
-    self._xty = np.zeros((d, self.state_dim))
-    self.weights = np.zeros((d, self.state_dim))
-    self.count = 0
-    self._sse = np.zeros(self.state_dim)  # one-step-ahead errors, for R^2
-    self._targets = []
+  Attributes:
+    ridge: the ridge coefficient.
+    xtx, xty: running sums ``X^T X`` ``[S + 1, S + 1]`` and ``X^T Y`` ``[S + 1, S]``.
+    weights: ``W`` ``[S + 1, S]``.
+    count: pairs seen.
+    sse: ``[S]`` squared one-step-ahead errors (each pair scored before the fit saw it).
+    targets: the deltas seen, for the R^2's total sum of squares.
+  """
+
+  ridge: float
+  xtx: np.ndarray
+  xty: np.ndarray
+  weights: np.ndarray
+  count: int
+  sse: np.ndarray
+  targets: Tuple[np.ndarray, ...]
+
+  @classmethod
+  def empty(cls, state_dim: int, ridge: float = 1e-3) -> "OnlineLinearModel":
+    d = state_dim + 1
+    return cls(ridge, np.zeros((d, d)), np.zeros((d, state_dim)), np.zeros((d, state_dim)), 0,
+               np.zeros(state_dim), ())
 
   def predict(self, state: np.ndarray) -> np.ndarray:
     """``f(s)``: ``[S]`` (or ``[B, S]`` for ``[B, S]`` inputs)."""
     return np.concatenate([state, np.ones(state.shape[:-1] + (1,))], -1) @ self.weights
 
-  def update(self, state: np.ndarray, delta: np.ndarray) -> None:
+  def update(self, state: np.ndarray, delta: np.ndarray) -> "OnlineLinearModel":
     """Adds one ``(s, delta)`` pair and refits (scoring the fit before it saw the pair)."""
-    if self.count > 0:
-      self._sse += (self.predict(state) - delta) ** 2
-    self._targets.append(np.asarray(delta, np.float64))
+    sse = self.sse + (self.predict(state) - delta) ** 2 if self.count > 0 else self.sse
     x = np.append(state, 1.0)
-    self._xtx += np.outer(x, x)
-    self._xty += np.outer(x, delta)
-    self.count += 1
-    self.weights = np.linalg.solve(self._xtx + self.ridge * np.eye(x.size), self._xty)
+    xtx = self.xtx + np.outer(x, x)
+    xty = self.xty + np.outer(x, delta)
+    weights = np.linalg.solve(xtx + self.ridge * np.eye(x.size), xty)
+    return dataclasses.replace(self, xtx=xtx, xty=xty, weights=weights, count=self.count + 1,
+                               sse=sse, targets=self.targets + (np.asarray(delta, np.float64),))
 
   def r2(self) -> float:
     """Mean over dimensions of the one-step-ahead R^2 over the episode so far (paper fig. 4)."""
     if self.count < 3:
       return float("nan")
-    targets = np.asarray(self._targets[1:])
+    targets = np.asarray(self.targets[1:])
     sst = ((targets - targets.mean(0)) ** 2).sum(0)
     valid = sst > 1e-12
-    return float(np.mean(1.0 - self._sse[valid] / sst[valid])) if valid.any() else float("nan")
+    return float(np.mean(1.0 - self.sse[valid] / sst[valid])) if valid.any() else float("nan")
 
 
 def learned_context(linear_prediction: np.ndarray, model_delta: np.ndarray, low: float,
@@ -71,28 +88,53 @@ def learned_context(linear_prediction: np.ndarray, model_delta: np.ndarray, low:
   return np.clip(ratio, low, high)
 
 
-class AugWMPolicy:
-  """An AugWM agent acting zero-shot with the default or the learned context.
+@dataclasses.dataclass(frozen=True)
+class ContextCarry:
+  """What :class:`AugWMPolicy` carries from step to step of an episode.
 
-  Implements the evaluation protocol's policy interface: ``reset(seed)`` then
-  ``act(observation) -> action`` once per step (see ``benchmarks.protocols.zero_shot``).
-  After an episode, ``r2()`` gives the linear model's one-step-ahead R^2 and ``contexts`` the
-  context used at every step; ``episode_r2`` keeps the R^2 of every finished episode (recorded
-  at the next ``reset``; see :meth:`all_r2`).
+  Attributes:
+    linear: the online linear model fitted on the episode so far.
+    oracle: the oracle's own carry (mode "oracle"), else None.
+    z: ``[S]`` float32 the context in use.
+    previous_state: ``s_{t-1}`` (None at the first step).
+    previous: ``(o_{t-1}, a_{t-1})`` for the oracle (mode "oracle"), else None.
+    step: steps taken.
+    contexts: the context used at every step.
   """
 
-  def __init__(self, agent, state, mode: str | None = None, oracle=None):
+  linear: OnlineLinearModel
+  oracle: Any
+  z: np.ndarray
+  previous_state: Optional[np.ndarray]
+  previous: Optional[tuple]
+  step: int
+  contexts: Tuple[np.ndarray, ...]
+
+
+class AugWMPolicy:
+  """An AugWM agent acting zero-shot with the default, learned, oracle or no context.
+
+  A stateful policy (``policy_init`` / ``policy`` of :mod:`worldmodels.training.acting`) whose
+  carry (:class:`ContextCarry`) lives on the host: the ridge fit runs in float64 numpy, so
+  ``runs_on_host`` is True and the runner does not jit it (the actor and the model's delta
+  are jitted inside). The episode's R^2 is ``episode_r2(final carry)``.
+  """
+
+  runs_on_host = True
+
+  def __init__(self, agent, mode: str | None = None, oracle=None):
     """Args:
-      agent: a trained ``AugWMLearner``.
-      state: its final state.
+      agent: a trained ``AugWMLearner``; its state is the ``state`` argument of ``policy``.
       mode: "default" (z = 1), "learned" (algorithm 2), "none" (agents trained without
         context) or "oracle" (z from ``oracle``); None: the agent config's ``test_context``.
-      oracle: for mode "oracle": an object with ``reset()``, ``observe(observation, action,
-        next_observation)`` and ``context() -> z [S]`` that knows the true dynamics (e.g.
-        ``benchmarks.shifts.oracle.OracleContext``, which compares with the simulator).
+      oracle: for mode "oracle": an object with ``init() -> carry``, ``observe(carry,
+        observation, action, next_observation) -> carry`` and ``context(carry) -> z [S]`` that
+        knows the true dynamics (e.g. ``benchmarks.shifts.oracle.OracleContext``, which
+        compares with the simulator).
     """
     c = agent.config
-    self.agent, self.state = agent, state
+    self.agent = agent
+    self.spec = agent.spec
     self.mode = mode or c.test_context
     if self.mode not in ("default", "learned", "none", "oracle"):
       raise ValueError(f"unknown test context {self.mode!r}; choose default, learned, none or "
@@ -104,13 +146,11 @@ class AugWMPolicy:
     self.oracle = oracle
     self.key_name = c.observation_key
     self.state_dim = agent.state_dim
-    self.linear = OnlineLinearModel(self.state_dim, c.linear_ridge)
-    ensemble = agent.ensemble
+    ensemble, key_name = agent.ensemble, self.key_name
 
-    @jax.jit
-    def act(agent_state, obs):
-      return agent.sac.act(agent_state, {self.key_name: obs[None]}, jax.random.PRNGKey(0),
-                           True)[0]
+    @functools.partial(jax.jit, static_argnames="eval_mode")
+    def act(sac_state, obs, key, eval_mode):
+      return agent.sac.act(sac_state, {key_name: obs[None]}, key, eval_mode)[0]
 
     @jax.jit
     def model_delta(model, s, a):
@@ -118,50 +158,41 @@ class AugWMPolicy:
       return mean[model.elites, 0, :-1].mean(axis=0)  # elite-mean predicted delta, [S]
 
     self._act, self._model_delta = act, model_delta
-    self.episode_r2 = []
-    self.reset(0)
 
-  def reset(self, seed: int) -> None:
-    del seed  # deterministic policy
-    if getattr(self, "step", 0) > 2:
-      self.episode_r2.append(self.linear.r2())
-    self.linear.reset()
-    if self.oracle is not None:
-      self.oracle.reset()
-    self._previous_state = None
-    self._previous = None  # (observation, action) of the last step
-    self._z = np.ones(self.state_dim, np.float32)
-    self.step = 0
-    self.contexts = []
+  def policy_init(self, key: jax.Array) -> ContextCarry:
+    del key
+    return ContextCarry(OnlineLinearModel.empty(self.state_dim, self.agent.config.linear_ridge),
+                        self.oracle.init() if self.oracle is not None else None,
+                        np.ones(self.state_dim, np.float32), None, None, 0, ())
 
   def _policy_input(self, s: np.ndarray, z: np.ndarray) -> np.ndarray:
     return s if self.mode == "none" else np.asarray(aug.with_context(s, z))
 
-  def act(self, observation: Dict[str, np.ndarray]) -> np.ndarray:
+  def policy(self, state, carry: ContextCarry, observation: Dict[str, np.ndarray],
+             key: jax.Array, eval_mode: bool) -> Tuple[np.ndarray, ContextCarry]:
     c = self.agent.config
     s = np.asarray(observation[self.key_name], np.float32)
-    if self._previous_state is not None:
-      self.linear.update(self._previous_state, s - self._previous_state)
-    if self.oracle is not None and self._previous is not None:
-      self.oracle.observe(*self._previous, observation)
-      self._z = np.asarray(self.oracle.context(), np.float32)
-    if self.mode == "learned" and self.step >= c.adapt_after and self.linear.count > 0:
-      provisional = np.asarray(self._act(self.state.sac, self._policy_input(s, self._z)))
-      delta_hat = np.asarray(self._model_delta(self.state.model, jnp.asarray(s),
+    linear, oracle_carry, z = carry.linear, carry.oracle, carry.z
+    if carry.previous_state is not None:
+      linear = linear.update(carry.previous_state, s - carry.previous_state)
+    if self.oracle is not None and carry.previous is not None:
+      oracle_carry = self.oracle.observe(oracle_carry, *carry.previous, observation)
+      z = np.asarray(self.oracle.context(oracle_carry), np.float32)
+    if self.mode == "learned" and carry.step >= c.adapt_after and linear.count > 0:
+      provisional = np.asarray(self._act(state.sac, self._policy_input(s, z), key,
+                                         eval_mode=eval_mode))
+      delta_hat = np.asarray(self._model_delta(self.agent.model, jnp.asarray(s),
                                                jnp.asarray(provisional)))
-      self._z = learned_context(self.linear.predict(s), delta_hat, c.context_clip[0],
-                                c.context_clip[1], c.min_abs_delta).astype(np.float32)
-    self.contexts.append(self._z.copy())
-    action = np.asarray(self._act(self.state.sac, self._policy_input(s, self._z)))
-    self._previous_state = s
-    if self.oracle is not None:
-      self._previous = (observation, action)
-    self.step += 1
-    return action
+      z = learned_context(linear.predict(s), delta_hat, c.context_clip[0], c.context_clip[1],
+                          c.min_abs_delta).astype(np.float32)
+    action = np.asarray(self._act(state.sac, self._policy_input(s, z), key,
+                                  eval_mode=eval_mode))
+    previous = (observation, action) if self.oracle is not None else None
+    return action, ContextCarry(linear, oracle_carry, z, s, previous, carry.step + 1,
+                                carry.contexts + (z.copy(),))
 
-  def r2(self) -> float:
-    return self.linear.r2()
-
-  def all_r2(self) -> list:
-    """R^2 of every episode run so far, the current one included."""
-    return self.episode_r2 + ([self.r2()] if self.step > 2 else [])
+  @staticmethod
+  def episode_r2(carry: ContextCarry) -> Optional[float]:
+    """The online linear model's one-step-ahead R^2 over a finished episode (None when the
+    episode was too short to score)."""
+    return carry.linear.r2() if carry.step > 2 else None

@@ -19,7 +19,7 @@ from worldmodels.agents.augwm import augmentations as aug
 from worldmodels.agents.mopo.learner import MOPOLearner
 from worldmodels.data.samplers import Transition
 from worldmodels.models.ensemble import Ensemble, EnsembleModel
-from worldmodels.training.agent import AgentSpec
+from worldmodels.data.spec import DataSpec
 
 
 class AugWMLearner(MOPOLearner):
@@ -27,7 +27,7 @@ class AugWMLearner(MOPOLearner):
 
   phase_name = "augwm"
 
-  def __init__(self, config: ml_collections.ConfigDict, spec: AgentSpec,
+  def __init__(self, config: ml_collections.ConfigDict, spec: DataSpec,
                world_model: Optional[Tuple[Ensemble, EnsembleModel]] = None):
     self.augment = aug.get_augmentation(config.augmentation)
     if not 0.0 < config.z_low <= 1.0 <= config.z_high:
@@ -36,11 +36,10 @@ class AugWMLearner(MOPOLearner):
     self.state_dim = spec.observation_shapes[config.observation_key][0]
     super().__init__(config, spec, world_model)
 
-  def policy_spec(self, spec: AgentSpec) -> AgentSpec:
+  def policy_spec(self, spec: DataSpec) -> DataSpec:
     if not self.config.use_context:
       return spec
-    key = self.config.observation_key
-    return AgentSpec({**spec.observation_shapes, key: (2 * self.state_dim,)}, spec.action_dim)
+    return spec.with_observation(self.config.observation_key, (2 * self.state_dim,))
 
   def policy_observation(self, state: jax.Array) -> Dict[str, jax.Array]:
     if not self.config.use_context:
@@ -49,7 +48,7 @@ class AugWMLearner(MOPOLearner):
 
   def act(self, state, observation, key, eval_mode: bool):
     """Actions with the default context ``z = 1`` (the training loop's evaluation); the learned
-    context of algorithm 2 is ``worldmodels.agents.augwm.context.AugWMPolicy``."""
+    and oracle contexts of algorithm 2 are ``worldmodels.agents.augwm.context.AugWMPolicy``."""
     obs = self.policy_observation(observation[self.config.observation_key])
     return self.sac.act(state.sac, obs, key, eval_mode)
 

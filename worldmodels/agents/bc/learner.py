@@ -12,10 +12,12 @@ import optax
 
 from worldmodels.agents.bc import losses
 from worldmodels.agents.bc.networks import make_networks
-from worldmodels.data.samplers import Transition
+from worldmodels.data.samplers import Transition, TransitionSampler
+from worldmodels.data.spec import DataSpec
 from worldmodels.rl.normalization import Normalizer
 from worldmodels.rl.updates import apply_gradients, make_adam
-from worldmodels.training.agent import AgentSpec, Phase
+from worldmodels.training.acting import MemorylessPolicy
+from worldmodels.training.agent import Phase
 
 
 @flax.struct.dataclass
@@ -27,10 +29,10 @@ class BCState:
   step: jax.Array
 
 
-class BCLearner:
+class BCLearner(MemorylessPolicy):
   """Regresses the dataset's actions from (standardised) observations."""
 
-  def __init__(self, config: ml_collections.ConfigDict, spec: AgentSpec):
+  def __init__(self, config: ml_collections.ConfigDict, spec: DataSpec):
     self.config = config
     self.spec = spec
     self.actor = make_networks(config, spec.action_dim)
@@ -45,7 +47,9 @@ class BCLearner:
                    Normalizer.from_spec(self.spec, c.observation_key, c.normalize_observations),
                    key, jnp.zeros((), jnp.int32))
 
-  def update(self, state: BCState, batch: Transition) -> Tuple[BCState, Dict[str, jax.Array]]:
+  def update(self, state: BCState, batch: Transition,
+             frozen=None) -> Tuple[BCState, Dict[str, jax.Array]]:
+    del frozen
     obs = state.normalizer(batch.observation[self.config.observation_key])
     params, opt_state, metrics = apply_gradients(
         losses.bc_loss, state.params, state.opt_state, self._opt, self.actor, obs, batch.action)
@@ -59,4 +63,5 @@ class BCLearner:
 
   def phases(self) -> Sequence[Phase]:
     c = self.config
-    return [Phase("bc", "offline", c.num_steps, self.update, c.batch_size)]
+    return [Phase("bc", "offline", c.num_steps, self.update,
+                  TransitionSampler(c.batch_size, self.spec.frame_stack))]

@@ -4,6 +4,10 @@ Every ``rollout_every`` updates, ``rollout_batch_size`` start states drawn from 
 rolled out for ``horizon`` steps in the ensemble with the current policy; the transitions go to
 an on-device ring buffer holding ``model_retain_epochs`` rollout batches. Each SAC batch takes
 ``real_ratio`` of its rows from the dataset and the rest from the model buffer.
+
+The ensemble is a read-only artifact: its parameters and the dataset's states (the rollout
+starts) reach ``update`` as its ``frozen`` argument (:class:`MOPOInputs`), so checkpoints hold
+the SAC state and the model buffer only.
 """
 
 from __future__ import annotations
@@ -16,14 +20,13 @@ import jax.numpy as jnp
 import ml_collections
 
 from worldmodels.agents.sac.learner import SACLearner, SACState
-from worldmodels.data import samplers
-from worldmodels.data.samplers import Transition
-from worldmodels.data.types import Steps
-from worldmodels.models.artifacts import load_ensemble
+from worldmodels.data.samplers import Transition, TransitionSampler
+from worldmodels.data.spec import DataSpec
+from worldmodels.models.artifacts import load_model
 from worldmodels.models.ensemble import Ensemble, EnsembleModel
-from worldmodels.models.rollouts import rollout
 from worldmodels.models.termination import termination_for
-from worldmodels.training.agent import AgentSpec, Phase
+from worldmodels.training.acting import MemorylessPolicy
+from worldmodels.training.agent import Phase
 
 
 @flax.struct.dataclass
@@ -44,32 +47,31 @@ class ModelBuffer:
 class MOPOState:
   sac: SACState
   buffer: ModelBuffer
-  model: EnsembleModel  # the frozen world model (data, not trained)
   key: jax.Array
   step: jax.Array
 
 
 @flax.struct.dataclass
-class MOPOBatch:
-  """Real transitions plus references to the dataset's states for rollout starts.
+class MOPOInputs:
+  """MOPO's read-only inputs (the ``frozen`` argument of ``update``).
 
   Attributes:
-    real: ``real_ratio * batch_size`` dataset transitions.
-    states: ``[N, S]`` every dataset observation (the device array itself, not a copy).
-    start_ids: ``[M]`` ids of the steps that start a transition.
+    model: the ensemble's parameters (the artifact's, never trained here).
+    states: ``[N, S]`` the dataset's observations (its device array, not a copy).
+    start_ids: ``[M]`` ids of the steps that start a transition: the rollout starts.
   """
 
-  real: Transition
+  model: EnsembleModel
   states: jax.Array
   start_ids: jax.Array
 
 
-class MOPOLearner:
+class MOPOLearner(MemorylessPolicy):
   """MOPO (Yu et al. 2020) with our SAC learner and a probabilistic-ensemble artifact."""
 
   phase_name = "mopo"
 
-  def __init__(self, config: ml_collections.ConfigDict, spec: AgentSpec,
+  def __init__(self, config: ml_collections.ConfigDict, spec: DataSpec,
                world_model: Optional[Tuple[Ensemble, EnsembleModel]] = None):
     """Args:
       config: see ``worldmodels.agents.mopo.config``.
@@ -82,9 +84,9 @@ class MOPOLearner:
       if not config.model_path:
         raise ValueError("MOPO needs a world model: set --config.agent.model_path to an "
                          "ensemble artifact (python -m experiments.train_model).")
-      ensemble, model, _ = load_ensemble(config.model_path)
+      ensemble, model, _ = load_model(config.model_path, kind=Ensemble.kind)
       world_model = (ensemble, model)
-    self.ensemble, self._model = world_model
+    self.ensemble, self.model = world_model
     state_dim = spec.observation_shapes[config.observation_key][0]
     if (self.ensemble.state_dim, self.ensemble.action_dim) != (state_dim, spec.action_dim):
       raise ValueError(
@@ -101,7 +103,7 @@ class MOPOLearner:
     self.capacity = config.model_retain_epochs * config.rollout_batch_size * config.horizon
     self.termination_fn = termination_for(config.termination)
 
-  def policy_spec(self, spec: AgentSpec) -> AgentSpec:
+  def policy_spec(self, spec: DataSpec) -> DataSpec:
     """The spec of the SAC learner's inputs (AugWM widens the observation by the context)."""
     return spec
 
@@ -111,20 +113,20 @@ class MOPOLearner:
     c = self.capacity
     buffer = ModelBuffer(jnp.zeros((c, s)), jnp.zeros((c, a)), jnp.zeros((c,)), jnp.zeros((c,)),
                          jnp.zeros((c, s)), jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
-    return MOPOState(self.sac.init(sac_key), buffer, self._model, key,
-                     jnp.zeros((), jnp.int32))
+    return MOPOState(self.sac.init(sac_key), buffer, key, jnp.zeros((), jnp.int32))
 
   # -- model rollouts ---------------------------------------------------------------------
 
-  def _rollout_into_buffer(self, state: MOPOState, batch: MOPOBatch,
+  def _rollout_into_buffer(self, state: MOPOState, inputs: MOPOInputs,
                            key: jax.Array) -> Tuple[ModelBuffer, Dict[str, jax.Array]]:
     c = self.config
     start_key, rollout_key = jax.random.split(key)
-    pick = jax.random.randint(start_key, (c.rollout_batch_size,), 0, batch.start_ids.shape[0])
-    starts = batch.states[batch.start_ids[pick]]
+    pick = jax.random.randint(start_key, (c.rollout_batch_size,), 0, inputs.start_ids.shape[0])
+    starts = inputs.states[inputs.start_ids[pick]]
     policy = lambda s, k: self.sac.act(state.sac, self.policy_observation(s), k, False)
-    out = rollout(self.ensemble, state.model, policy, starts, c.horizon, rollout_key,
-                  c.penalty, c.penalty_coef, self.termination_fn)
+    out = self.ensemble.imagine(inputs.model, policy, starts, c.horizon, rollout_key,
+                                penalty=c.penalty, penalty_coef=c.penalty_coef,
+                                termination_fn=self.termination_fn)
     flat = jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[2:]), out)
     # Valid rows (before any termination) go to consecutive ring slots; the rest are dropped.
     valid = flat.valid
@@ -157,13 +159,16 @@ class MOPOLearner:
     del key
     return batch
 
-  def update(self, state: MOPOState, batch: MOPOBatch) -> Tuple[MOPOState, Dict[str, jax.Array]]:
+  def update(self, state: MOPOState, batch: Transition,
+             frozen: MOPOInputs) -> Tuple[MOPOState, Dict[str, jax.Array]]:
+    """One SAC update on ``batch`` (``num_real`` dataset transitions) plus ``num_model`` rows
+    of the model buffer, after refilling the buffer on rollout steps."""
     c = self.config
     key, rollout_key, model_key, transform_key = jax.random.split(state.key, 4)
 
     # Rollouts every `rollout_every` updates (the first update starts with one).
     def with_rollout(_):
-      return self._rollout_into_buffer(state, batch, rollout_key)
+      return self._rollout_into_buffer(state, frozen, rollout_key)
 
     def without_rollout(_):
       zero = jnp.zeros((), jnp.float32)
@@ -176,7 +181,7 @@ class MOPOLearner:
     # SAC on real + model rows.
     ids = jax.random.randint(model_key, (self.num_model,), 0, jnp.maximum(buffer.size, 1))
     obs_key = c.observation_key
-    real = batch.real
+    real = batch
     mixed = Transition(
         observation={obs_key: jnp.concatenate([real.observation[obs_key], buffer.state[ids]])},
         action=jnp.concatenate([real.action, buffer.action[ids]]),
@@ -188,19 +193,19 @@ class MOPOLearner:
     metrics = {**sac_metrics, "model_buffer_size": buffer.size.astype(jnp.float32)}
     # Rollout metrics only on rollout steps; elsewhere they are zeros (see `without_rollout`).
     metrics.update(rollout_metrics)
-    return MOPOState(sac_state, buffer, state.model, key, state.step + 1), metrics
+    return MOPOState(sac_state, buffer, key, state.step + 1), metrics
 
   def act(self, state: MOPOState, observation, key, eval_mode: bool):
     return self.sac.act(state.sac, observation, key, eval_mode)
 
-  def sample(self, data: Steps, index: samplers.EpisodeIndex, key: jax.Array,
-             batch_size: int) -> MOPOBatch:
-    """The loop's batch: real transitions and the dataset's states for rollout starts."""
-    del batch_size
-    real = samplers.sample_transitions(data, index, key, self.num_real)
-    return MOPOBatch(real, data.observation[self.config.observation_key], index.transition_ids)
+  def inputs(self, source) -> MOPOInputs:
+    """The read-only inputs: the ensemble and the data source's states (no copies)."""
+    data = source.arrays[source.resolve(None)]
+    return MOPOInputs(self.model, data.steps.observation[self.config.observation_key],
+                      data.index.transition_ids)
 
   def phases(self) -> Sequence[Phase]:
     c = self.config
-    return [Phase(self.phase_name, "offline", c.num_steps, self.update, c.batch_size,
-                  sample=self.sample)]
+    return [Phase(self.phase_name, "offline", c.num_steps, self.update,
+                  TransitionSampler(self.num_real),
+                  frozen=self.inputs)]

@@ -17,9 +17,12 @@ import optax
 from worldmodels.agents.sac import losses
 from worldmodels.agents.sac.networks import make_networks
 from worldmodels.data.samplers import Transition
+from worldmodels.data.spec import DataSpec
 from worldmodels.rl.networks import squashed_mode
 from worldmodels.rl.updates import apply_gradients, make_adam, polyak
-from worldmodels.training.agent import AgentSpec, Phase
+from worldmodels.training.acting import MemorylessPolicy
+from worldmodels.training.agent import Phase
+from worldmodels.training.replay import ReplaySampler
 
 
 @flax.struct.dataclass
@@ -35,10 +38,10 @@ class SACState:
   step: jax.Array
 
 
-class SACLearner:
+class SACLearner(MemorylessPolicy):
   """Soft actor-critic with twin Q and a learned temperature (target entropy ``-|A|``)."""
 
-  def __init__(self, config: ml_collections.ConfigDict, spec: AgentSpec):
+  def __init__(self, config: ml_collections.ConfigDict, spec: DataSpec):
     self.config = config
     self.spec = spec
     self.networks = make_networks(config, spec.action_dim)
@@ -67,7 +70,9 @@ class SACLearner:
         key=key,
         step=jnp.zeros((), jnp.int32))
 
-  def update(self, state: SACState, batch: Transition) -> Tuple[SACState, Dict[str, jax.Array]]:
+  def update(self, state: SACState, batch: Transition,
+             frozen=None) -> Tuple[SACState, Dict[str, jax.Array]]:
+    del frozen
     c = self.config
     obs = batch.observation[c.observation_key]
     next_obs = batch.next_observation[c.observation_key]
@@ -105,5 +110,5 @@ class SACLearner:
 
   def phases(self) -> Sequence[Phase]:
     c = self.config
-    return [Phase("sac", "online", c.num_steps, self.update, c.batch_size,
+    return [Phase("sac", "online", c.num_steps, self.update, ReplaySampler(c.batch_size),
                   random_steps=c.random_steps, learning_starts=c.learning_starts)]

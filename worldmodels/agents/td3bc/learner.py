@@ -12,10 +12,12 @@ import optax
 
 from worldmodels.agents.td3bc import losses
 from worldmodels.agents.td3bc.networks import make_networks
-from worldmodels.data.samplers import Transition
+from worldmodels.data.samplers import Transition, TransitionSampler
+from worldmodels.data.spec import DataSpec
 from worldmodels.rl.normalization import Normalizer
 from worldmodels.rl.updates import apply_gradients, make_adam, polyak
-from worldmodels.training.agent import AgentSpec, Phase
+from worldmodels.training.acting import MemorylessPolicy
+from worldmodels.training.agent import Phase
 
 
 @flax.struct.dataclass
@@ -31,10 +33,10 @@ class TD3BCState:
   step: jax.Array
 
 
-class TD3BCLearner:
+class TD3BCLearner(MemorylessPolicy):
   """TD3 with a behaviour-cloning term in the actor loss and standardised observations."""
 
-  def __init__(self, config: ml_collections.ConfigDict, spec: AgentSpec):
+  def __init__(self, config: ml_collections.ConfigDict, spec: DataSpec):
     self.config = config
     self.spec = spec
     self.networks = make_networks(config, spec.action_dim)
@@ -56,8 +58,9 @@ class TD3BCLearner:
         normalizer=Normalizer.from_spec(spec, c.observation_key, c.normalize_observations),
         key=key, step=jnp.zeros((), jnp.int32))
 
-  def update(self, state: TD3BCState,
-             batch: Transition) -> Tuple[TD3BCState, Dict[str, jax.Array]]:
+  def update(self, state: TD3BCState, batch: Transition,
+             frozen=None) -> Tuple[TD3BCState, Dict[str, jax.Array]]:
+    del frozen
     c = self.config
     obs = state.normalizer(batch.observation[c.observation_key])
     next_obs = state.normalizer(batch.next_observation[c.observation_key])
@@ -104,4 +107,5 @@ class TD3BCLearner:
 
   def phases(self) -> Sequence[Phase]:
     c = self.config
-    return [Phase("td3bc", "offline", c.num_steps, self.update, c.batch_size)]
+    return [Phase("td3bc", "offline", c.num_steps, self.update,
+                  TransitionSampler(c.batch_size, self.spec.frame_stack))]

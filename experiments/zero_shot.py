@@ -1,9 +1,10 @@
-"""The offline zero-shot pipeline shared by the MOPO and AugWM experiments.
+"""The offline zero-shot experiment pipeline shared by the MOPO and AugWM experiments.
 
 dataset (SAC replay) -> ensemble artifact -> offline agents over seeds -> unshifted returns and a
 zero-shot mass x damping grid -> Markdown results, heatmaps and a Welch t-test comparison. Every
 stage is skipped or resumed when its output already exists in the workdir, so experiments that
-share a workdir share their dataset, model and finished agents.
+share a workdir share their dataset, model and finished agents. The dataset is loaded once per
+process (one ``DataSource``) and shared by the ensemble and every agent and seed.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ import numpy as np
 
 from benchmarks.datasets import catalog
 from benchmarks.envs import make_env_factory
-from benchmarks.protocols.zero_shot import (GridResult, agent_policy, evaluate_grid,
-                                            merge_seeds)
+from benchmarks.protocols.zero_shot import GridResult, evaluate_grid, merge_seeds
 from benchmarks.shifts.perturbations import (CHEETAH_GRID_FACTORS, WALKER_GRID_FACTORS, grid,
                                              make_shifted_env_factory)
 from experiments import train as train_launcher
@@ -30,9 +30,10 @@ from experiments.configs import ensemble as ensemble_configs
 from experiments.configs import mopo as mopo_configs
 from experiments.configs import sac as sac_configs
 from worldmodels.data import format_statistics_table, read_metadata
-from worldmodels.models.artifacts import load_ensemble
+from worldmodels.data.source import DataSource
+from worldmodels.models.artifacts import read_model_metadata
 
-PolicyFactory = Callable[[Any, Any], Any]  # (agent, final state) -> zero-shot Policy
+PolicyFactory = Callable[[Any], Any]  # trained agent -> the stateful policy evaluated
 PAPER_SEEDS = 5
 
 
@@ -46,7 +47,7 @@ class AgentRun:
     steps: updates per seed.
     configure: extra config edits (e.g. MOPO's horizon), applied after the defaults.
     evaluations: table row name -> policy factory for the grid (e.g. AugWM with the default
-      and with the learned context); the unshifted return is the loop's final evaluation.
+      and with the learned context), each row evaluated unshifted and on the grid.
     needs_model: set ``agent.model_path``.
   """
 
@@ -68,8 +69,9 @@ class Sizes:
   episode_length: Optional[int]  # None: the suite's 1000 frames
 
 
-def default_policy(agent, state):
-  return agent_policy(agent, state)
+def default_policy(agent):
+  """The agent's own policy."""
+  return agent
 
 
 class CommonFlags:
@@ -145,16 +147,43 @@ class CommonFlags:
       if not self.paper_scale.value:
         c.agent.rollout_batch_size = self.rollout_batch.value
 
-  def prepare(self) -> tuple:
-    """``(sizes, dataset path, model path)``, building what is missing."""
+  def prepare(self) -> "Prepared":
+    """The sizes, the dataset (loaded once) and the model, building what is missing."""
     size = self.sizes()
     if self.dataset.value:
       dataset = resolve_dataset(self.dataset.value, self.data_root.value)
     else:
       dataset = ensure_dataset(self.task.value, size, self.workdir.value)
+    source = load_source(dataset)
     model = ensure_model(dataset, self.workdir.value, self.tiny.value,
-                         None if self.paper_scale.value else self.model_epochs.value)
-    return size, dataset, model
+                         None if self.paper_scale.value else self.model_epochs.value, source)
+    return Prepared(size, dataset, model, source)
+
+
+@dataclasses.dataclass
+class Prepared:
+  """What every agent of an experiment trains from.
+
+  Attributes:
+    sizes: the experiment's sizes.
+    dataset: the dataset directory.
+    model: the ensemble artifact directory.
+    source: the dataset, loaded once (state observations).
+  """
+
+  sizes: Sizes
+  dataset: str
+  model: str
+  source: DataSource
+
+
+def load_source(dataset: str) -> DataSource:
+  """The dataset's state observations as a data source, timed (loaded once per process)."""
+  started = time.time()
+  source = DataSource.load(dataset, observation_keys=("state",))
+  print(f"== data: {dataset} loaded in {time.time() - started:.2f} s "
+        f"({source.nbytes() / 2**20:.1f} MiB on the device)", flush=True)
+  return source
 
 
 def _configure(c, task, sizes: Sizes, workdir, stage, steps, seed):
@@ -201,9 +230,10 @@ def ensure_dataset(task: str, sizes: Sizes, workdir: str) -> str:
   return path
 
 
-def ensure_model(dataset: str, workdir: str, tiny: bool, max_epochs: Optional[int] = None) -> str:
+def ensure_model(dataset: str, workdir: str, tiny: bool, max_epochs: Optional[int] = None,
+                 source: Optional[DataSource] = None) -> str:
   """The ensemble artifact trained on ``dataset`` (``max_epochs`` caps training when early
-  stopping has not ended it)."""
+  stopping has not ended it; ``source``: the dataset, already loaded)."""
   path = os.path.join(workdir, "ensemble")
   if not os.path.exists(os.path.join(path, "model.json")):
     mc = ensemble_configs.get_config("tiny" if tiny else "default")
@@ -211,7 +241,7 @@ def ensure_model(dataset: str, workdir: str, tiny: bool, max_epochs: Optional[in
     if max_epochs is not None and not tiny:
       mc.model.max_epochs = max_epochs
     print("== ensemble", flush=True)
-    model_launcher.run(mc)
+    model_launcher.run(mc, source)
   return path
 
 
@@ -228,27 +258,31 @@ def _cached(path: str, compute: Callable[[], GridResult]) -> GridResult:
   return result
 
 
-def trained_agent(run: AgentRun, seed: int, task: str, sizes: Sizes, workdir: str,
-                  dataset: str, model_path: str):
+def trained_agent(run: AgentRun, seed: int, task: str, inputs: Prepared, workdir: str):
   """Trains seed ``seed`` of ``run`` (or restores its finished run from the workdir).
 
   Returns:
     ``(agent, final state, launcher config)``.
   """
-  c = _configure(run.configs.get_config(sizes.preset), task, sizes, workdir, run.stage,
-                 run.steps, seed)
-  c.dataset.path = dataset
+  c = _configure(run.configs.get_config(inputs.sizes.preset), task, inputs.sizes, workdir,
+                 run.stage, run.steps, seed)
+  c.dataset.path = inputs.dataset
   if run.needs_model:
-    c.agent.model_path = model_path
+    c.agent.model_path = inputs.model
   run.configure(c)
   print(f"== {run.stage} seed {seed}: {run.steps} updates", flush=True)
-  _, agent, result = train_launcher.run_with_agent(c)
+  _, agent, result = train_launcher.run_with_agent(c, inputs.source)
   return agent, result.state, c
 
 
-def run_agents(task: str, sizes: Sizes, workdir: str, dataset: str, model_path: str,
-               runs: Sequence[AgentRun], factors: Sequence[float] = (),
-               settings: Optional[Sequence[Any]] = None, tag: str = "grid"):
+def _linear_r2(carry) -> Optional[float]:
+  """The episode's R^2 of AugWM's online linear model (None for other policies)."""
+  return carry.linear.r2() if hasattr(carry, "linear") and carry.step > 2 else None
+
+
+def run_agents(task: str, inputs: Prepared, workdir: str, runs: Sequence[AgentRun],
+               factors: Sequence[float] = (), settings: Optional[Sequence[Any]] = None,
+               tag: str = "grid"):
   """Trains every run over seeds and evaluates each evaluation row on the settings.
 
   Args:
@@ -261,6 +295,7 @@ def run_agents(task: str, sizes: Sizes, workdir: str, dataset: str, model_path: 
     GridResult over the settings; row name -> per-episode R^2 of the online linear model
     (learned-context rows).
   """
+  sizes = inputs.sizes
   settings = grid(factors, factors) if settings is None else list(settings)
   # Physics states in the observations, for policies that consult the simulator (the oracle
   # context); the agents read only their observation key.
@@ -271,22 +306,27 @@ def run_agents(task: str, sizes: Sizes, workdir: str, dataset: str, model_path: 
   linear_r2: Dict[str, List[float]] = {}
   for run in runs:
     for seed in range(sizes.seeds):
-      agent, state, c = trained_agent(run, seed, task, sizes, workdir, dataset, model_path)
-      for row, make_policy in run.evaluations.items():
-        policy = make_policy(agent, state)
+      agent, state, c = trained_agent(run, seed, task, inputs, workdir)
+      for row, policy_for in run.evaluations.items():
+        policy = policy_for(agent)
+        r2: List[float] = []  # per episode evaluated in this process
+        keep_r2 = lambda cell, episode, result: r2.append(_linear_r2(result.carry))
         # Unshifted: the default dynamics, with this row's policy (e.g. its test-time context).
         default = _cached(os.path.join(c.workdir, f"unshifted-{slug(row)}.json"),
-                          lambda: evaluate_grid(policy, factory_for, grid([1.0], [1.0]),
-                                                sizes.eval_episodes, seed=30_000 + 100 * seed))
+                          lambda: evaluate_grid(policy, state, factory_for, grid([1.0], [1.0]),
+                                                sizes.eval_episodes, seed=30_000 + 100 * seed,
+                                                on_episode=keep_r2))
         unshifted.setdefault(row, []).append(float(default.returns.mean()))
         seed_grid = _cached(os.path.join(c.workdir, f"{tag}-{slug(row)}.json"),
-                            lambda: evaluate_grid(policy, factory_for, settings,
-                                                  sizes.grid_episodes, seed=20_000 + 100 * seed))
+                            lambda: evaluate_grid(policy, state, factory_for, settings,
+                                                  sizes.grid_episodes, seed=20_000 + 100 * seed,
+                                                  on_episode=keep_r2))
         seed_grids.setdefault(row, []).append(seed_grid)
+        r2 = [value for value in r2 if value is not None]
         r2_path = os.path.join(c.workdir, f"r2-{slug(row)}.json")
-        if tag == "grid" and hasattr(policy, "all_r2") and policy.all_r2():
-          with open(r2_path, "w") as f:  # AugWM's online linear model on the grid episodes
-            json.dump(policy.all_r2(), f)
+        if tag == "grid" and r2:
+          with open(r2_path, "w") as f:  # AugWM's online linear model on the episodes
+            json.dump(r2, f)
         if os.path.exists(r2_path):
           with open(r2_path) as f:
             linear_r2.setdefault(row, []).extend(json.load(f))
@@ -308,7 +348,7 @@ def write_results(results_dir: str, title: str, command: str, revision: str, sta
   stats = dataset_metadata["statistics"]
   card = dataset_metadata["extra"].get("card", {})
   dataset_label = f"{task} {card['kind']}" if card else f"{task} SAC replay"
-  _, _, model_meta = load_ensemble(model_path)
+  model_meta = read_model_metadata(model_path)
   report = model_meta["report"]
   lines = ["| Agent | Seeds | Unshifted return (mean ± std over seeds) | Per seed | "
            "Grid mean ± std over seeds |", "| --- | ---: | ---: | --- | ---: |"]

@@ -1,0 +1,324 @@
+"""Acting in environments: the stateful policy interface, frame stacks and the episode runner.
+
+Every policy, of an agent or built on one (AugWM's test-time context), has two functions:
+
+* ``policy_init(key) -> carry``: the policy's own state at the start of an episode (an RSSM's
+  latent and previous action, a context model's sums; ``()`` for memoryless agents);
+* ``policy(state, carry, observation, key, eval_mode) -> (action, carry)`` for one unbatched
+  observation dict, with ``state`` the agent's trained state.
+
+:class:`EpisodeRunner` is the one place that steps an environment with a policy: the training
+loop's evaluation and collection, the zero-shot protocol and the dataset generator all use it.
+It resets the carry at every episode start and keys step ``t`` with ``fold_in(key, t)``.
+Policies that are pure JAX are jitted once; a policy whose carry lives on the host (numpy)
+says so with ``runs_on_host = True`` and is called as it is.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
+
+import dm_env
+import jax
+import jax.numpy as jnp
+import numpy as np
+from dm_env import specs
+
+EnvFactory = Callable[[int], dm_env.Environment]
+Evaluator = Callable[[Any], Dict[str, float]]
+"""``agent state -> {metric: value}``: what the loop calls at each evaluation."""
+
+
+class StatefulPolicy(Protocol):
+  """A policy that carries its own state from step to step."""
+
+  def policy_init(self, key: jax.Array) -> Any:
+    ...
+
+  def policy(self, state: Any, carry: Any, observation: Dict[str, Any], key: jax.Array,
+             eval_mode: bool) -> Tuple[Any, Any]:
+    ...
+
+
+class MemorylessPolicy:
+  """``policy_init`` / ``policy`` for agents that act on the current observation only.
+
+  The agent supplies ``act(state, observation [B, ...], key, eval_mode) -> action [B, A]``
+  (batched and traceable, also used inside model rollouts); the carry is empty.
+  """
+
+  def policy_init(self, key: jax.Array) -> Tuple[()]:
+    del key
+    return ()
+
+  def policy(self, state, carry, observation, key, eval_mode: bool):
+    batched = jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], observation)
+    return self.act(state, batched, key, eval_mode)[0], carry
+
+
+def compile_policy(policy: StatefulPolicy) -> Callable[..., Tuple[Any, Any]]:
+  """``policy.policy``, jitted (``eval_mode`` static) unless the policy runs on the host."""
+  if getattr(policy, "runs_on_host", False):
+    return policy.policy
+  return jax.jit(policy.policy, static_argnames="eval_mode")
+
+
+# -- frame stacks -----------------------------------------------------------------------------
+
+
+class FrameStack(dm_env.Environment):
+  """Stacks the last ``k`` frames of image entries on their channel axis, as the samplers
+  rebuild them from stored single frames (the first frame repeated at an episode's start).
+
+  Args:
+    env: an environment emitting single frames.
+    frame_stack: entry -> frames (a spec's ``frame_stack``).
+  """
+
+  def __init__(self, env: dm_env.Environment, frame_stack: Mapping[str, int]):
+    self.env = env
+    self._frame_stack = {key: k for key, k in frame_stack.items() if k > 1}
+    self._frames = {key: collections.deque(maxlen=k) for key, k in self._frame_stack.items()}
+
+  def __getattr__(self, name):  # the wrapped environment's own attributes (physics, ...)
+    return getattr(self.env, name)
+
+  def observation_spec(self):
+    out = dict(self.env.observation_spec())
+    for key, k in self._frame_stack.items():
+      spec = out[key]
+      out[key] = specs.Array(spec.shape[:-1] + (spec.shape[-1] * k,), spec.dtype, name=key)
+    return out
+
+  def action_spec(self):
+    return self.env.action_spec()
+
+  def _stacked(self, timestep: dm_env.TimeStep, first: bool) -> dm_env.TimeStep:
+    observation = dict(timestep.observation)
+    for key, frames in self._frames.items():
+      frame = observation[key]
+      for _ in range(frames.maxlen if first else 1):
+        frames.append(frame)
+      observation[key] = np.concatenate(frames, axis=-1)
+    return timestep._replace(observation=observation)
+
+  def reset(self) -> dm_env.TimeStep:
+    return self._stacked(self.env.reset(), first=True)
+
+  def step(self, action) -> dm_env.TimeStep:
+    timestep = self.env.step(action)
+    return self._stacked(timestep, first=timestep.first())
+
+  def close(self) -> None:
+    self.env.close()
+
+
+def stacked_factory(factory: EnvFactory, frame_stack: Mapping[str, int]) -> EnvFactory:
+  """``factory`` whose environments show frame stacks (unchanged when there are none)."""
+  if not any(k > 1 for k in frame_stack.values()):
+    return factory
+  return lambda seed: FrameStack(factory(seed), frame_stack)
+
+
+# -- the episode runner -----------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Step:
+  """One environment step: ``observation`` o_t, ``action`` a_t and what followed."""
+
+  observation: Dict[str, np.ndarray]
+  action: np.ndarray
+  reward: float
+  discount: float
+  next_observation: Dict[str, np.ndarray]
+  last: bool
+  first: bool
+
+
+@dataclasses.dataclass
+class Episode:
+  """What :meth:`EpisodeRunner.run_episode` returns.
+
+  Attributes:
+    rewards: ``[T]`` per-step rewards.
+    carry: the policy's carry after the last step (e.g. AugWM's fitted context model).
+    steps: the recorded RLDS step rows (``record=True``), else None.
+  """
+
+  rewards: np.ndarray
+  carry: Any
+  steps: Optional[List[Step]] = None
+
+  @property
+  def total(self) -> float:
+    return float(self.rewards.sum())
+
+
+class EpisodeRunner:
+  """Steps one environment with a stateful policy.
+
+  ``begin(key)`` starts an episode (environment reset, ``policy_init(key)``); ``step`` acts
+  once. The caller begins the next episode after a last step, so the training loop's collection
+  can run across episode boundaries. An explicit ``action`` bypasses the policy (uniform random
+  steps), leaving its carry as it is.
+
+  Attributes:
+    timestep: the environment's latest time step.
+    carry: the policy's carry (after a last step: the carry at the end of that episode).
+    t: steps taken in the current episode.
+  """
+
+  def __init__(self, env: dm_env.Environment, policy: Optional[StatefulPolicy] = None, *,
+               eval_mode: bool = True, compiled: Optional[Callable] = None):
+    """Args:
+      env: the environment (observations: dicts of arrays).
+      policy: the policy (None: every step gets an explicit action).
+      eval_mode: passed to the policy (deterministic actions for evaluation).
+      compiled: ``compile_policy(policy)`` made once by the caller, so that runners over many
+        environments share one compilation.
+    """
+    self.env, self._policy, self.eval_mode = env, policy, eval_mode
+    self._act = compiled or (compile_policy(policy) if policy is not None else None)
+    self.timestep: Optional[dm_env.TimeStep] = None
+    self.carry: Any = None
+    self.t = 0
+
+  def begin(self, key: jax.Array) -> dm_env.TimeStep:
+    """Starts an episode: resets the environment and the policy's carry."""
+    self.timestep = self.env.reset()
+    self.carry = self._policy.policy_init(key) if self._policy is not None else None
+    self.t = 0
+    return self.timestep
+
+  def step(self, state: Any, key: jax.Array, action: Optional[np.ndarray] = None) -> Step:
+    """Acts once: the policy keyed with ``key``, or the given ``action``."""
+    observation = self.timestep.observation
+    if action is None:
+      action, self.carry = self._act(state, self.carry, observation, key,
+                                     eval_mode=self.eval_mode)
+    action = np.asarray(action, np.float32)
+    timestep = self.env.step(action)
+    step = Step(observation, action, float(timestep.reward or 0.0),
+                1.0 if timestep.discount is None else float(timestep.discount),
+                timestep.observation, timestep.last(), self.t == 0)
+    self.t += 1
+    self.timestep = timestep
+    return step
+
+  def run_episode(self, state: Any, key: jax.Array, *, record: bool = False,
+                  actions: Optional[Callable[[Dict[str, np.ndarray], int], np.ndarray]] = None
+                  ) -> Episode:
+    """One whole episode: ``policy_init(key)``, then step ``t`` keyed ``fold_in(key, t)``.
+
+    Args:
+      state: the agent's state.
+      key: the episode's key.
+      record: keep every :class:`Step` (see :func:`episode_to_rlds`).
+      actions: ``(observation, t) -> action`` instead of the policy (e.g. random actions).
+    """
+    self.begin(key)
+    rewards, recorded = [], []
+    while True:
+      action = None if actions is None else actions(self.timestep.observation, self.t)
+      step = self.step(state, jax.random.fold_in(key, self.t), action)
+      rewards.append(step.reward)
+      if record:
+        recorded.append(step)
+      if step.last:
+        return Episode(np.asarray(rewards), self.carry, recorded if record else None)
+
+  def close(self) -> None:
+    self.env.close()
+
+
+def episode_to_rlds(steps: Sequence[Step], keys: Optional[Sequence[str]] = None
+                    ) -> Dict[str, Any]:
+  """A recorded episode as RLDS step arrays (``T + 1`` steps; the last holds o_T only).
+
+  Args:
+    steps: the episode's steps, first to last.
+    keys: observation entries to keep (default: all).
+  """
+  keys = list(steps[0].observation) if keys is None else list(keys)
+  action_dim = steps[0].action.shape[-1]
+  observations = {key: np.stack([s.observation[key] for s in steps]
+                                + [steps[-1].next_observation[key]]) for key in keys}
+  terminal = steps[-1].discount == 0.0
+  flags = np.zeros(len(steps) + 1, bool)
+  first, last, is_terminal = flags.copy(), flags.copy(), flags.copy()
+  first[0], last[-1], is_terminal[-1] = True, True, terminal
+  return {
+      "observation": observations,
+      "action": np.concatenate([np.stack([s.action for s in steps]),
+                                np.zeros((1, action_dim), np.float32)]).astype(np.float32),
+      "reward": np.asarray([s.reward for s in steps] + [0.0], np.float32),
+      "discount": np.asarray([s.discount for s in steps] + [0.0], np.float32),
+      "is_first": first, "is_last": last, "is_terminal": is_terminal,
+  }
+
+
+# -- evaluation -------------------------------------------------------------------------------
+
+
+def evaluate(policy: StatefulPolicy, state: Any,
+             env_factories: EnvFactory | Sequence[EnvFactory] | Mapping[str, EnvFactory],
+             num_episodes: int, seed: int, *, compiled: Optional[Callable] = None
+             ) -> Dict[str, float]:
+  """Deterministic returns of ``policy`` over ``num_episodes`` per environment factory.
+
+  Episode ``e`` of every factory uses env seed ``seed + e`` and key ``PRNGKey(seed + e)`` (never
+  the training rng), so scenarios differ only by their dynamics.
+
+  Args:
+    env_factories: one factory, a list, or name -> factory (many scenarios, e.g. MrCoM's).
+
+  Returns:
+    ``return_mean``, ``return_std``, ``return_min``, ``return_max`` and ``episodes`` over all
+    episodes; with several factories also ``<name>/return_mean`` per factory (names: the
+    mapping's keys or the list positions).
+  """
+  if callable(env_factories):
+    factories = {"": env_factories}
+  elif isinstance(env_factories, Mapping):
+    factories = dict(env_factories)
+  else:
+    factories = {str(i): f for i, f in enumerate(env_factories)}
+  compiled = compiled or compile_policy(policy)
+  all_returns, out = [], {}
+  for name, factory in factories.items():
+    returns = []
+    for episode in range(num_episodes):
+      runner = EpisodeRunner(factory(seed + episode), policy, eval_mode=True, compiled=compiled)
+      returns.append(runner.run_episode(state, jax.random.PRNGKey(seed + episode)).total)
+      runner.close()
+    if len(factories) > 1:
+      out[f"{name}/return_mean"] = float(np.mean(returns))
+    all_returns += returns
+  returns = np.asarray(all_returns)
+  out.update({"return_mean": float(returns.mean()), "return_std": float(returns.std()),
+              "return_min": float(returns.min()), "return_max": float(returns.max()),
+              "episodes": float(returns.size)})
+  return out
+
+
+class EnvironmentEvaluator:
+  """The loop's default :data:`Evaluator`: :func:`evaluate` of the agent's policy with frame
+  stacks as its spec declares them."""
+
+  def __init__(self, agent, env_factories, num_episodes: int, seed: int):
+    stacks = agent.spec.frame_stack
+    if callable(env_factories):
+      self.factories = stacked_factory(env_factories, stacks)
+    elif isinstance(env_factories, Mapping):
+      self.factories = {k: stacked_factory(f, stacks) for k, f in env_factories.items()}
+    else:
+      self.factories = [stacked_factory(f, stacks) for f in env_factories]
+    self.agent, self.num_episodes, self.seed = agent, num_episodes, seed
+    self._compiled = compile_policy(agent)
+
+  def __call__(self, state) -> Dict[str, float]:
+    return evaluate(self.agent, state, self.factories, self.num_episodes, self.seed,
+                    compiled=self._compiled)
