@@ -6,7 +6,7 @@ dataset -> world model -> MOPO and AugWM -> zero-shot mass x damping grid, on ch
 2. World model: a 7-member probabilistic ensemble (4 x 200), at most 100 epochs (a 20-epoch
    model had holdout MSE 0.50 against 0.30, and its MOPO / AugWM scored 23 / 2).
 3. Agents: MOPO and AugWM (DAS augmentation, context appended to actor and critic), 20,000
-   updates each, one seed.
+   updates each, one seed (the `demo` sizes of `experiments/configs/zero_shot.py`).
 4. Evaluation in the real environment: unshifted returns, then a 3 x 3 grid of mass x damping
    factors {0.5, 1.0, 1.5}; AugWM with the default context (z = 1) and with the test-time
    context of its online linear model (algorithm 2).
@@ -29,18 +29,12 @@ from absl import flags
 from experiments import zero_shot
 from experiments.augwm import run as augwm_run
 
-DEMO_DEFAULTS = dict(seeds=1, sac_steps=40_000, model_max_epochs=100, workdir="runs/demo",
-                     eval_episodes=5, grid_episodes=2)
-DEMO_UPDATES = 20_000
-
-
 if __name__ == "__main__":
   _COMMON = zero_shot.CommonFlags(
-      os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo"), **DEMO_DEFAULTS)
-  _STEPS = flags.DEFINE_integer("steps", DEMO_UPDATES, "MOPO / AugWM updates.")
+      os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo"), sizes="demo",
+      workdir="runs/demo", seeds=1)
   _NO_CONTEXT = flags.DEFINE_list(
       "no_context_augmentations", [], "Also train these augmentations without context "
       "(rad, rans, das).")
   os.environ.setdefault("MUJOCO_GL", "egl")
-  app.run(lambda argv: augwm_run.main(argv, _COMMON, _STEPS, _NO_CONTEXT,
-                                      program="experiments.demo"))
+  app.run(lambda argv: augwm_run.main(argv, _COMMON, _NO_CONTEXT, program="experiments.demo"))

@@ -32,6 +32,7 @@ from experiments import train as train_launcher
 from worldmodels.provenance import git_revision
 from experiments.configs import bc as bc_configs
 from experiments.configs import sac as sac_configs
+from experiments.configs import online_offline as size_configs
 from experiments.configs import td3bc as td3bc_configs
 from worldmodels.data import format_statistics_table, read_metadata
 from worldmodels.training.acting import EpisodeRunner
@@ -44,20 +45,25 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/online_offline",
 _RESULTS_DIR = flags.DEFINE_string(
     "results_dir", os.path.join(os.path.dirname(os.path.abspath(__file__)), "online_offline"),
     "Where RESULTS.md and learning_curves.png are written.")
-_SAC_STEPS = flags.DEFINE_integer("sac_steps", 40_000, "Online SAC environment steps.")
-_TD3BC_STEPS = flags.DEFINE_integer("td3bc_steps", 20_000, "TD3+BC updates.")
-_BC_STEPS = flags.DEFINE_integer("bc_steps", 10_000, "BC updates.")
-_EVAL_EPISODES = flags.DEFINE_integer("eval_episodes", 10, "Final evaluation episodes.")
+_SIZE_FLAGS = {
+    name: flags.DEFINE_integer(name, None, f"{text} Default: the preset's "
+                               "(experiments/configs/online_offline.py).")
+    for name, text in (("sac_steps", "Online SAC environment steps."),
+                       ("td3bc_steps", "TD3+BC updates."), ("bc_steps", "BC updates."),
+                       ("eval_episodes", "Final evaluation episodes."))}
 _TINY = flags.DEFINE_bool(
     "tiny", False, "Smoke-test size: tiny networks, 50-step episodes, a few hundred steps.")
 
 
 def _budgets() -> dict:
-  if _TINY.value:
-    return dict(preset="tiny", sac=200, td3bc=100, bc=100, eval_episodes=1, episode_length=50,
-                sac_eval_every=100)
-  return dict(preset="demo", sac=_SAC_STEPS.value, td3bc=_TD3BC_STEPS.value, bc=_BC_STEPS.value,
-              eval_episodes=_EVAL_EPISODES.value, episode_length=None, sac_eval_every=5_000)
+  """The sizes of the run: its preset, with the size flags that were set."""
+  c = size_configs.get_config("tiny" if _TINY.value else "cpu")
+  for name, flag in _SIZE_FLAGS.items():
+    if flag.value is not None:
+      c[name] = flag.value
+  return dict(preset=c.stage_preset, sac=c.sac_steps, td3bc=c.td3bc_steps, bc=c.bc_steps,
+              eval_episodes=c.eval_episodes, episode_length=c.episode_length,
+              sac_eval_every=c.sac_eval_every)
 
 
 def _stage_config(configs, preset: str, stage: str, steps: int, episode_length):

@@ -22,19 +22,19 @@ import numpy as np
 from benchmarks.datasets import catalog
 from benchmarks.envs import make_env_factory
 from benchmarks.protocols.zero_shot import GridResult, evaluate_grid, merge_seeds
-from benchmarks.shifts.perturbations import (CHEETAH_GRID_FACTORS, WALKER_GRID_FACTORS, grid,
-                                             make_shifted_env_factory)
+from benchmarks.shifts import (CHEETAH_GRID_FACTORS, WALKER_GRID_FACTORS, grid,
+                               make_shifted_env_factory)
 from experiments import train as train_launcher
 from experiments import train_model as model_launcher
 from experiments.configs import ensemble as ensemble_configs
 from experiments.configs import mopo as mopo_configs
 from experiments.configs import sac as sac_configs
+from experiments.configs import zero_shot as size_configs
 from worldmodels.data import format_statistics_table, read_metadata
 from worldmodels.data.source import DataSource
 from worldmodels.models.artifacts import read_model_metadata
 
 PolicyFactory = Callable[[Any], Any]  # trained agent -> the stateful policy evaluated
-PAPER_SEEDS = 5
 
 
 @dataclasses.dataclass
@@ -59,105 +59,115 @@ class AgentRun:
   needs_model: bool = False
 
 
-@dataclasses.dataclass
-class Sizes:
-  preset: str  # launcher preset of every stage ("demo" or "tiny")
-  sac_steps: int
-  seeds: int
-  eval_episodes: int
-  grid_episodes: int
-  episode_length: Optional[int]  # None: the suite's 1000 frames
-
-
 def default_policy(agent):
   """The agent's own policy."""
   return agent
 
 
+_SIZE_FLAGS = (
+    # (flag, kind, config fields it sets, help)
+    ("seeds", "integer", ("seeds",), "Seeds per agent."),
+    ("sac_steps", "integer", ("sac_steps",),
+     "Env steps of the behaviour SAC whose replay is the dataset."),
+    ("model_max_epochs", "integer", ("model_max_epochs",),
+     "Cap on ensemble epochs (early stopping may end it sooner)."),
+    ("steps", "integer", ("mopo_steps", "augwm_steps"), "MOPO and AugWM updates per seed."),
+    ("td3bc_steps", "integer", ("td3bc_steps",), "TD3+BC updates per seed."),
+    ("bc_steps", "integer", ("bc_steps",), "BC updates per seed."),
+    ("rollout_batch", "integer", ("rollout_batch",), "Model rollout starts."),
+    ("factors", "list", ("factors",), "Mass and damping factors of the grid."),
+    ("grid_episodes", "integer", ("grid_episodes",), "Episodes per grid cell and seed."),
+    ("eval_episodes", "integer", ("eval_episodes",), "Unshifted evaluation episodes per seed."),
+)
+
+
 class CommonFlags:
-  """The flags every zero-shot experiment program shares (define once, in ``__main__`` only)."""
+  """The flags every zero-shot experiment program shares (define once, in ``__main__`` only).
 
-  def __init__(self, results_dir: str, flag_values: flags.FlagValues = flags.FLAGS,
-               **defaults: Any):
-    """Defines the flags (in ``flag_values``); ``defaults`` overrides the default of any of
-    them by flag name (e.g. the demo's smaller ``seeds=1``)."""
+  The experiment's sizes come from one preset of ``experiments/configs/zero_shot.py``
+  (``--sizes``, or ``--tiny`` / ``--paper_scale``); every size flag left unset takes the
+  preset's value, a set one overrides it (:meth:`config`).
+  """
 
-    def define(kind: str, name: str, value: Any, help_text: str):
-      return getattr(flags, f"DEFINE_{kind}")(name, defaults.pop(name, value), help_text,
-                                              flag_values=flag_values)
+  def __init__(self, results_dir: str, flag_values: flags.FlagValues = flags.FLAGS, *,
+               sizes: str = "cpu", workdir: str = "runs/mopo", seeds: Optional[int] = None):
+    """Defines the flags (in ``flag_values``).
 
+    Args:
+      results_dir: default ``--results_dir``.
+      flag_values: the flag registry.
+      sizes: default ``--sizes`` preset (the demo's is ``demo``).
+      workdir: default ``--workdir``.
+      seeds: default ``--seeds`` (None: the preset's), e.g. the demo's one seed at any size.
+    """
+    define = lambda kind, name, value, text: getattr(flags, f"DEFINE_{kind}")(
+        name, value, text, flag_values=flag_values)
     self.task = define("string", "task", "cheetah-run", "dm_control task.")
-    self.seeds = define("integer", "seeds", 3, "Seeds per agent.")
-    self.workdir = define("string", "workdir", "runs/mopo",
+    self.workdir = define("string", "workdir", workdir,
                           "Runs, dataset and model (shared by the MOPO and AugWM runs).")
     self.results_dir = define("string", "results_dir", results_dir, "Where results are written.")
-    self.sac_steps = define("integer", "sac_steps", 40_000,
-                            "Env steps of the behaviour SAC (the dataset).")
-    self.model_epochs = define("integer", "model_max_epochs", 100,
-                               "Cap on ensemble epochs (early stopping may end it sooner).")
     self.preset = define("string", "preset", "halfcheetah-mixed",
                          "AugWM table-3 preset giving (h, lambda).")
-    self.rollout_batch = define("integer", "rollout_batch", 10_000, "Model rollout starts.")
-    self.factors = define("list", "factors", ["0.5", "1.0", "1.5"],
-                          "Mass and damping factors of the grid.")
-    self.grid_episodes = define("integer", "grid_episodes", 2, "Episodes per grid cell and seed.")
-    self.eval_episodes = define("integer", "eval_episodes", 10,
-                                "Unshifted evaluation episodes per seed.")
-    self.tiny = define("bool", "tiny", False, "Smoke-test sizes (seconds).")
+    self.sizes = flags.DEFINE_enum(
+        "sizes", sizes, list(size_configs.PRESETS), "Experiment sizes: a preset of "
+        "experiments/configs/zero_shot.py; the size flags override it.", flag_values=flag_values)
+    self.tiny = define("bool", "tiny", False, "Smoke-test sizes (seconds): --sizes=tiny.")
     self.paper_scale = define(
-        "bool", "paper_scale", False, "The AugWM paper's sizes, for accelerators: 5 seeds, MOPO "
-        "400k / AugWM 900k updates (table 4), 50k rollout starts, the paper's 7 x 7 (cheetah) or "
-        "5 x 5 (walker) grid, the ensemble trained until early stopping. Overrides --seeds, "
-        "--steps, --rollout_batch, --factors and --model_max_epochs.")
+        "bool", "paper_scale", False, "The AugWM paper's sizes, for accelerators "
+        "(--sizes=paper): 5 seeds, MOPO 400k / AugWM 900k updates (table 4), 50k rollout "
+        "starts, the paper's 7 x 7 (cheetah) or 5 x 5 (walker) grid with 5 episodes per cell, "
+        "the ensemble trained until early stopping.")
+    program_defaults = {"seeds": seeds}
+    self._size_flags = {
+        name: define(kind, name, program_defaults.get(name),
+                     f"{text} Default: the --sizes preset's." if name not in program_defaults
+                     or program_defaults[name] is None else text)
+        for name, kind, _, text in _SIZE_FLAGS}
     self.dataset = define(
         "string", "dataset", None, "Train on this dataset instead of the SAC replay: a dataset "
         "directory or a catalog name such as vd4rl/cheetah_run/medium/state "
         "(benchmarks.datasets).")
     self.data_root = define("string", "data_root", None, "Catalog root for --dataset names "
                             "(default $WORLDMODELS_DATA or ~/.worldmodels/datasets).")
-    if defaults:
-      raise ValueError(f"CommonFlags: no flag {sorted(defaults)} takes a default here.")
 
-  def sizes(self) -> Sizes:
-    if self.tiny.value:
-      return Sizes("tiny", 200, min(2, self.seeds.value), 1, 1, 50)
-    if self.paper_scale.value:
-      return Sizes("default", self.sac_steps.value, PAPER_SEEDS, self.eval_episodes.value,
-                   self.grid_episodes.value, None)
-    return Sizes("demo", self.sac_steps.value, self.seeds.value, self.eval_episodes.value,
-                 self.grid_episodes.value, None)
-
-  def steps(self, flag_value: int, paper: Optional[int] = None) -> int:
-    """Updates per seed: the flag's value, ``paper`` at paper scale, 40 at smoke-test size."""
-    if self.tiny.value:
-      return 40
-    return paper if self.paper_scale.value and paper is not None else flag_value
+  def config(self):
+    """The experiment's sizes: the preset with the size flags that were set applied."""
+    preset = ("tiny" if self.tiny.value else "paper" if self.paper_scale.value
+              else self.sizes.value)
+    c = size_configs.get_config(preset)
+    for name, _, fields, _ in _SIZE_FLAGS:
+      value = self._size_flags[name].value
+      if value is not None:
+        for field in fields:
+          c[field] = tuple(float(v) for v in value) if name == "factors" else value
+    return c
 
   def grid_factors(self) -> List[float]:
-    if self.paper_scale.value:
+    factors = self.config().factors
+    if factors is None:  # the paper's grid of the task
       return list(CHEETAH_GRID_FACTORS if self.task.value.startswith(("cheetah", "halfcheetah"))
                   else WALKER_GRID_FACTORS)
-    return [float(f) for f in self.factors.value]
+    return [float(f) for f in factors]
 
   def model_based(self, c) -> None:
-    """Table-3 (h, lambda) and the rollout batch (tiny runs keep the tiny preset's sizes; the
-    paper scale keeps the agent's default 50,000)."""
-    if not self.tiny.value:
+    """Table-3 (h, lambda) (unless the sizes keep the stage preset's) and the rollout batch
+    (None: the stage preset's, e.g. the agent default 50,000 at paper scale)."""
+    sizes = self.config()
+    if sizes.table3:
       c.agent.horizon, c.agent.penalty_coef = mopo_configs.TABLE3[self.preset.value]
-      if not self.paper_scale.value:
-        c.agent.rollout_batch_size = self.rollout_batch.value
+    if sizes.rollout_batch is not None:
+      c.agent.rollout_batch_size = sizes.rollout_batch
 
   def prepare(self) -> "Prepared":
     """The sizes, the dataset (loaded once) and the model, building what is missing."""
-    size = self.sizes()
+    sizes = self.config()
     if self.dataset.value:
       dataset = resolve_dataset(self.dataset.value, self.data_root.value)
     else:
-      dataset = ensure_dataset(self.task.value, size, self.workdir.value)
+      dataset = ensure_dataset(self.task.value, sizes, self.workdir.value)
     source = load_source(dataset)
-    model = ensure_model(dataset, self.workdir.value, self.tiny.value,
-                         None if self.paper_scale.value else self.model_epochs.value, source)
-    return Prepared(size, dataset, model, source)
+    model = ensure_model(dataset, self.workdir.value, sizes, source)
+    return Prepared(sizes, dataset, model, source)
 
 
 @dataclasses.dataclass
@@ -165,13 +175,13 @@ class Prepared:
   """What every agent of an experiment trains from.
 
   Attributes:
-    sizes: the experiment's sizes.
+    sizes: the experiment's sizes (``experiments/configs/zero_shot.py``).
     dataset: the dataset directory.
     model: the ensemble artifact directory.
     source: the dataset, loaded once (state observations).
   """
 
-  sizes: Sizes
+  sizes: Any
   dataset: str
   model: str
   source: DataSource
@@ -186,7 +196,7 @@ def load_source(dataset: str) -> DataSource:
   return source
 
 
-def _configure(c, task, sizes: Sizes, workdir, stage, steps, seed):
+def _configure(c, task, sizes, workdir, stage, steps, seed):
   c.env.task = task
   c.env.episode_length = sizes.episode_length
   c.seed = seed
@@ -217,11 +227,11 @@ def describe_dataset(metadata: dict, sac_steps: int) -> str:
           "medium-replay style dataset.")
 
 
-def ensure_dataset(task: str, sizes: Sizes, workdir: str) -> str:
+def ensure_dataset(task: str, sizes, workdir: str) -> str:
   """The replay of an online SAC run (a mixed / medium-replay style dataset)."""
   path = os.path.join(workdir, "dataset")
   if not os.path.exists(os.path.join(path, "metadata.json")):
-    sac = _configure(sac_configs.get_config(sizes.preset), task, sizes, workdir, "sac",
+    sac = _configure(sac_configs.get_config(sizes.stage_preset), task, sizes, workdir, "sac",
                      sizes.sac_steps, 0)
     sac.save_replay = path
     sac.loop.replay_capacity = sizes.sac_steps + sizes.sac_steps // 10 + 10
@@ -230,16 +240,16 @@ def ensure_dataset(task: str, sizes: Sizes, workdir: str) -> str:
   return path
 
 
-def ensure_model(dataset: str, workdir: str, tiny: bool, max_epochs: Optional[int] = None,
-                 source: Optional[DataSource] = None) -> str:
-  """The ensemble artifact trained on ``dataset`` (``max_epochs`` caps training when early
-  stopping has not ended it; ``source``: the dataset, already loaded)."""
+def ensure_model(dataset: str, workdir: str, sizes, source: Optional[DataSource] = None) -> str:
+  """The ensemble artifact trained on ``dataset`` with the sizes' model preset
+  (``sizes.model_max_epochs`` caps training when early stopping has not ended it; ``source``:
+  the dataset, already loaded)."""
   path = os.path.join(workdir, "ensemble")
   if not os.path.exists(os.path.join(path, "model.json")):
-    mc = ensemble_configs.get_config("tiny" if tiny else "default")
+    mc = ensemble_configs.get_config(sizes.model_preset)
     mc.dataset.path, mc.output = dataset, path
-    if max_epochs is not None and not tiny:
-      mc.model.max_epochs = max_epochs
+    if sizes.model_max_epochs is not None:
+      mc.model.max_epochs = sizes.model_max_epochs
     print("== ensemble", flush=True)
     model_launcher.run(mc, source)
   return path
@@ -258,18 +268,25 @@ def _cached(path: str, compute: Callable[[], GridResult]) -> GridResult:
   return result
 
 
+def stage_config(run: AgentRun, seed: int, task: str, inputs: Prepared, workdir: str):
+  """The launcher config of seed ``seed`` of ``run``: its stage preset, the sizes, the
+  dataset and model, then the run's own edits."""
+  c = _configure(run.configs.get_config(inputs.sizes.stage_preset), task, inputs.sizes, workdir,
+                 run.stage, run.steps, seed)
+  c.dataset.path = inputs.dataset
+  if run.needs_model:
+    c.agent.model_path = inputs.model
+  run.configure(c)
+  return c
+
+
 def trained_agent(run: AgentRun, seed: int, task: str, inputs: Prepared, workdir: str):
   """Trains seed ``seed`` of ``run`` (or restores its finished run from the workdir).
 
   Returns:
     ``(agent, final state, launcher config)``.
   """
-  c = _configure(run.configs.get_config(inputs.sizes.preset), task, inputs.sizes, workdir,
-                 run.stage, run.steps, seed)
-  c.dataset.path = inputs.dataset
-  if run.needs_model:
-    c.agent.model_path = inputs.model
-  run.configure(c)
+  c = stage_config(run, seed, task, inputs, workdir)
   print(f"== {run.stage} seed {seed}: {run.steps} updates", flush=True)
   _, agent, result = train_launcher.run_with_agent(c, inputs.source)
   return agent, result.state, c
@@ -335,7 +352,7 @@ def run_agents(task: str, inputs: Prepared, workdir: str, runs: Sequence[AgentRu
 
 def write_results(results_dir: str, title: str, command: str, revision: str, started: float,
                   task: str,
-                  sizes: Sizes, dataset: str, model_path: str, unshifted, grids,
+                  sizes, dataset: str, model_path: str, unshifted, grids,
                   comparisons: Sequence[tuple], settings_text: str,
                   linear_r2: Optional[Dict[str, List[float]]] = None) -> str:
   """Writes ``RESULTS.md``, one heatmap per row, and ``results.json``; returns the main table.

@@ -20,7 +20,9 @@ ALL_CONFIG_FILES = sorted(
     for p in glob.glob(os.path.join(REPO_ROOT, "experiments", "configs", "*.py"))
     if not os.path.basename(p).startswith(("_", "common")))
 MODEL_CONFIG_FILES = ("ensemble",)
-CONFIG_FILES = [n for n in ALL_CONFIG_FILES if n not in MODEL_CONFIG_FILES]
+EXPERIMENT_CONFIG_FILES = ("online_offline", "zero_shot")
+CONFIG_FILES = [n for n in ALL_CONFIG_FILES
+                if n not in MODEL_CONFIG_FILES + EXPERIMENT_CONFIG_FILES]
 PRESETS = ("default", "demo", "tiny")
 
 
@@ -64,7 +66,8 @@ def test_ensemble_config_builds(preset):
 
 
 def test_every_config_file_is_tested():
-  assert set(ALL_CONFIG_FILES) == set(CONFIG_FILES) | set(MODEL_CONFIG_FILES)
+  assert set(ALL_CONFIG_FILES) == (set(CONFIG_FILES) | set(MODEL_CONFIG_FILES)
+                                   | set(EXPERIMENT_CONFIG_FILES))
 
 
 @pytest.mark.parametrize("name", ALL_CONFIG_FILES)
@@ -85,7 +88,8 @@ def test_helpfull_lists_the_flags():
 
 def test_paper_scale_flags_give_the_papers_sizes():
   """``--paper_scale`` (for accelerators): 5 seeds, MOPO 400k / AugWM 900k updates, the paper's
-  grid per task, agent-default 50k rollout starts; without it, the CPU sizes."""
+  grid per task with 5 episodes per cell, agent-default 50k rollout starts; without it, the CPU
+  sizes; a size flag overrides its preset."""
   from absl import flags  # pylint: disable=import-outside-toplevel
   from benchmarks.shifts import CHEETAH_GRID_FACTORS, WALKER_GRID_FACTORS  # pylint: disable=import-outside-toplevel
   from experiments import zero_shot  # pylint: disable=import-outside-toplevel
@@ -95,10 +99,11 @@ def test_paper_scale_flags_give_the_papers_sizes():
   values = flags.FlagValues()  # a private registry, not the process's flags
   common = zero_shot.CommonFlags("/tmp/results", flag_values=values)
   values(["prog", "--paper_scale", "--task=cheetah-run", "--preset=halfcheetah-medium"])
-  assert [run.steps for run in augwm_run.agent_runs(common, 30_000)] == [400_000, 900_000]
-  assert common.sizes().seeds == 5 and common.sizes().preset == "default"
+  assert [run.steps for run in augwm_run.agent_runs(common)] == [400_000, 900_000]
+  sizes = common.config()
+  assert (sizes.seeds, sizes.stage_preset, sizes.grid_episodes) == (5, "default", 5)
   assert common.grid_factors() == list(CHEETAH_GRID_FACTORS)
-  c = mopo_configs.get_config(common.sizes().preset)
+  c = mopo_configs.get_config(sizes.stage_preset)
   common.model_based(c)
   assert (c.agent.horizon, c.agent.penalty_coef, c.agent.rollout_batch_size) == (1, 1.0, 50_000)
   values.unparse_flags()
@@ -106,5 +111,24 @@ def test_paper_scale_flags_give_the_papers_sizes():
   assert common.grid_factors() == list(WALKER_GRID_FACTORS)
   values.unparse_flags()
   values(["prog", "--task=cheetah-run"])  # the CPU default
-  assert [run.steps for run in augwm_run.agent_runs(common, 30_000)] == [30_000, 30_000]
-  assert common.grid_factors() == [0.5, 1.0, 1.5] and common.sizes().seeds == 3
+  assert [run.steps for run in augwm_run.agent_runs(common)] == [30_000, 30_000]
+  assert common.grid_factors() == [0.5, 1.0, 1.5] and common.config().seeds == 3
+  values.unparse_flags()
+  values(["prog", "--sizes=demo", "--steps=123", "--factors=1,2"])
+  sizes = common.config()
+  assert (sizes.seeds, sizes.mopo_steps, sizes.augwm_steps) == (1, 123, 123)
+  assert common.grid_factors() == [1.0, 2.0]
+  values.unparse_flags()
+  values(["prog", "--tiny", "--seeds=3"])
+  sizes = common.config()
+  assert (sizes.stage_preset, sizes.seeds, sizes.mopo_steps, sizes.table3) == (
+      "tiny", 3, 40, False)
+
+
+@pytest.mark.parametrize("preset", ("cpu", "demo", "paper", "tiny"))
+def test_experiment_size_presets_build(preset):
+  from experiments.configs import zero_shot as size_configs  # pylint: disable=import-outside-toplevel
+  sizes = size_configs.get_config(preset)
+  importlib.import_module("experiments.configs.ensemble").get_config(sizes.model_preset)
+  for agent in ("sac", "mopo", "augwm", "td3bc", "bc"):
+    importlib.import_module(f"experiments.configs.{agent}").get_config(sizes.stage_preset)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -16,6 +17,7 @@ from worldmodels.data import (DatasetError, EpisodeWriter, Steps, dataset_statis
                               format_statistics_table, load_dataset, read_metadata,
                               write_dataset)
 from worldmodels.data import format as fmt
+from worldmodels.data.source import DataSource
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STATE_DIM, ACTION_DIM, FRAME = 3, 2, (8, 8, 3)
@@ -114,10 +116,13 @@ def test_tfds_reads_dataset_without_tensorflow(dataset, episodes):
   assert "tensorflow" not in sys.modules
 
 
-def test_load_to_device(dataset):
-  steps, _ = load_dataset(dataset, observation_keys=["state"], to_device=True)
-  assert not isinstance(steps.reward, np.ndarray)
-  assert steps.reward.shape == (25,)
+def test_load_into_a_data_source(dataset):
+  """The data source puts the loaded steps on the device once, with their index."""
+  source = DataSource.load(dataset, observation_keys=["state"])
+  arrays = source.arrays[source.resolve(None)]
+  assert isinstance(arrays.steps.reward, jax.Array) and arrays.steps.reward.shape == (25,)
+  assert set(arrays.steps.observation) == {"state"}
+  np.testing.assert_array_equal(np.asarray(arrays.steps.reward), source.steps().reward)
 
 
 def test_write_dataset_from_steps(tmp_path, episodes):

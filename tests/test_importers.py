@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from benchmarks.datasets import importers
-from benchmarks.datasets.importers import (IMPORTERS, import_d4rl_hdf5, import_dataset,
-                                           import_vd4rl_hdf5, import_vd4rl_npz)
+from benchmarks.datasets.importers import (IMPORTERS, d4rl_hdf5, import_d4rl_hdf5,
+                                           import_dataset, import_vd4rl_hdf5,
+                                           import_vd4rl_npz)
 from worldmodels.data import DatasetError, load_dataset, read_metadata
 
 ACTION_DIM, FRAME = 2, (8, 8, 3)
@@ -231,9 +232,9 @@ def test_vd4rl_hdf5_splits_by_step_type_and_shifts(tmp_path):
 # D4RL hdf5.
 
 
-@pytest.mark.parametrize("block_rows", [importers.D4RL_BLOCK_ROWS, 3])
+@pytest.mark.parametrize("block_rows", [d4rl_hdf5.D4RL_BLOCK_ROWS, 3])
 def test_d4rl_with_next_observations(tmp_path, monkeypatch, block_rows):
-  monkeypatch.setattr(importers, "D4RL_BLOCK_ROWS", block_rows)  # 3: several blocks.
+  monkeypatch.setattr(d4rl_hdf5, "D4RL_BLOCK_ROWS", block_rows)  # 3: several blocks.
   data = d4rl_arrays(next_observations=True)
   path = write_hdf5(tmp_path / "hopper.hdf5", data)
   metadata = import_d4rl_hdf5(path, tmp_path / "out", task="hopper-medium-v2")

@@ -1,4 +1,5 @@
-"""Tests for benchmarks.shifts: model perturbations, shifted envs and the gymnasium adapter."""
+"""Tests for benchmarks.shifts (model perturbations, shifted envs) and the gymnasium adapter
+of benchmarks.envs.gym_mujoco."""
 
 from __future__ import annotations
 
@@ -13,13 +14,12 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from dm_env import specs  # noqa: E402
 
-from benchmarks.envs import make_env_factory  # noqa: E402
-from benchmarks.shifts import (CHEETAH_GRID_FACTORS, GYM_TASKS, WALKER_GRID_FACTORS,  # noqa: E402
+from benchmarks.envs import GYM_TASKS, make_env_factory, make_gym_env_factory  # noqa: E402
+from benchmarks.shifts import (CHEETAH_GRID_FACTORS, WALKER_GRID_FACTORS,  # noqa: E402
                                BodyPartScale, Compose, CrippledActuators, DampingScale,
                                MassScale, MidEpisodeSwitch, ModelDefaults,
                                TorsoLength, apply_perturbation, crippled_ant_legs, grid,
-                               halfcheetah_body_part, make_gym_env_factory,
-                               make_shifted_env_factory, raw_model)
+                               halfcheetah_body_part, make_shifted_env_factory, raw_model)
 
 _FIELDS = [field.name for field in dataclasses.fields(ModelDefaults)]
 

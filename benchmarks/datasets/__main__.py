@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
       "import", help="convert a published dataset (V-D4RL npz / hdf5, D4RL hdf5)",
       description="Converts published files into the episodic format. V-D4RL's npz episodes "
                   "store the action and reward that led INTO each step; they are shifted by "
-                  "one step on import (see benchmarks/datasets/importers.py).")
+                  "one step on import (see benchmarks/datasets/importers/vd4rl_npz.py).")
   importing.add_argument("format", choices=("vd4rl-npz", "vd4rl-hdf5", "d4rl-hdf5"))
   importing.add_argument("source", help="directory of npz / hdf5 files, or one D4RL hdf5 file")
   importing.add_argument("destination", help="new dataset directory")

@@ -122,10 +122,6 @@ class GridResult:
       return self.returns.mean(axis=(1, 2))
     return self.returns[0].mean(axis=0)
 
-  def cell_mean_std(self, cell: int) -> tuple[float, float]:
-    """Mean and std of ``cell_samples(cell)``."""
-    return _mean_std(self.cell_samples(cell))
-
   def overall_mean_std(self) -> tuple[float, float]:
     """Mean and std of ``overall_samples()`` (the paper's table 1 entry)."""
     return _mean_std(self.overall_samples())

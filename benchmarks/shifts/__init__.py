@@ -1,25 +1,23 @@
-"""Shifted dynamics for zero-shot evaluation: MuJoCo model perturbations and gymnasium tasks."""
+"""Shifted dynamics for zero-shot evaluation: MuJoCo model perturbations and shifted envs."""
 
 from __future__ import annotations
 
-from benchmarks.shifts.gym_envs import GYM_TASKS, GymMujocoEnv, make_gym_env_factory
 from benchmarks.shifts.perturbations import (CHEETAH_GRID_FACTORS, WALKER_GRID_FACTORS,
                                              BodyPartScale, Compose, CrippledActuators,
                                              DampingScale, MassScale, MidEpisodeSwitch,
-                                             ModelDefaults, Perturbation, ShiftedEnv,
-                                             TorsoLength, apply_perturbation,
-                                             crippled_ant_legs, grid, halfcheetah_body_part,
-                                             make_shifted_env_factory, raw_data, raw_model)
+                                             ModelDefaults, Perturbation, TorsoLength,
+                                             apply_perturbation, crippled_ant_legs, grid,
+                                             halfcheetah_body_part)
+from benchmarks.shifts.shifted_env import (ShiftedEnv, make_shifted_env_factory, raw_data,
+                                           raw_model)
 
 __all__ = [
     "CHEETAH_GRID_FACTORS",
-    "GYM_TASKS",
     "WALKER_GRID_FACTORS",
     "BodyPartScale",
     "Compose",
     "CrippledActuators",
     "DampingScale",
-    "GymMujocoEnv",
     "MassScale",
     "MidEpisodeSwitch",
     "ModelDefaults",
@@ -30,7 +28,6 @@ __all__ = [
     "crippled_ant_legs",
     "grid",
     "halfcheetah_body_part",
-    "make_gym_env_factory",
     "make_shifted_env_factory",
     "raw_data",
     "raw_model",

@@ -23,7 +23,7 @@ import numpy as np
 
 from benchmarks.envs import make_env_factory
 from benchmarks.protocols.zero_shot import episode_rewards
-from benchmarks.shifts.perturbations import MidEpisodeSwitch, grid, make_shifted_env_factory
+from benchmarks.shifts import MidEpisodeSwitch, grid, make_shifted_env_factory
 from experiments import zero_shot
 from experiments.augwm import run as augwm_run
 from worldmodels.provenance import git_revision
@@ -68,17 +68,19 @@ def plot(path: str, traces: dict, switch: int, window: int, title: str) -> None:
   plt.close(fig)
 
 
-def main(argv, common: zero_shot.CommonFlags, steps_flag, length_flag, switch_flag,
-         window_flag) -> None:
+def main(argv, common: zero_shot.CommonFlags, length_flag, switch_flag, window_flag) -> None:
   del argv
   logging.set_verbosity(logging.WARNING)
   started, revision = time.time(), git_revision()
   inputs = common.prepare()
   size = inputs.sizes
-  runs = augwm_run.agent_runs(common, steps_flag.value)
+  runs = augwm_run.agent_runs(common)
   steps = runs[-1].steps
-  length = 60 if common.tiny.value else length_flag.value
-  switch = length // 3 if common.tiny.value else switch_flag.value
+  adapt_after = runs[-1].configs.get_config(size.stage_preset).agent.adapt_after
+  # Three training episodes long by default (1,500 steps; the sizes' episode length at tiny
+  # size), switching a third of the way in.
+  length = length_flag.value or 3 * (size.episode_length or 500)
+  switch = switch_flag.value or length // 3
   setting = switch_setting(switch)
   factory = make_shifted_env_factory(
       make_env_factory(common.task.value, episode_length=length, record_physics=True), setting)
@@ -127,7 +129,8 @@ def main(argv, common: zero_shot.CommonFlags, steps_flag, length_flag, switch_fl
             f"step {switch + 1} (`{setting.name}`). Agents: `experiments.augwm.run` in "
             f"`{common.workdir.value}` ({steps} updates, {size.seeds} seeds x "
             f"{size.grid_episodes} episodes; mean ± std over those episodes). The learned "
-            "context starts after k = 300 steps of each episode and is refit as it goes.\n\n"
+            f"context starts after k = {adapt_after} steps of each episode and is refit as it "
+            "goes.\n\n"
             f"{table}\n\n![cumulative and rolling reward](mid_episode.png)\n")
   print(table)
 
@@ -135,10 +138,10 @@ def main(argv, common: zero_shot.CommonFlags, steps_flag, length_flag, switch_fl
 if __name__ == "__main__":
   _COMMON = zero_shot.CommonFlags(
       os.path.join(os.path.dirname(os.path.abspath(__file__)), "mid_episode"))
-  _STEPS = flags.DEFINE_integer("steps", 30_000, "MOPO / AugWM updates per seed (as trained "
-                                "by experiments.augwm.run in the same workdir).")
-  _LENGTH = flags.DEFINE_integer("length", 1500, "Agent steps per episode.")
-  _SWITCH = flags.DEFINE_integer("switch", 500, "Agent step at which the dynamics change.")
+  _LENGTH = flags.DEFINE_integer("length", None, "Agent steps per episode (default: three "
+                                 "training episodes, 1500 steps).")
+  _SWITCH = flags.DEFINE_integer("switch", None, "Agent step at which the dynamics change "
+                                 "(default: a third of the way in, 500).")
   _WINDOW = flags.DEFINE_integer("window", 50, "Rolling-mean window of the reward plot.")
   os.environ.setdefault("MUJOCO_GL", "egl")
-  app.run(lambda argv: main(argv, _COMMON, _STEPS, _LENGTH, _SWITCH, _WINDOW))
+  app.run(lambda argv: main(argv, _COMMON, _LENGTH, _SWITCH, _WINDOW))

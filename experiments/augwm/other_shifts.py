@@ -22,11 +22,10 @@ import time
 from typing import Dict, List
 
 from absl import app
-from absl import flags
 from absl import logging
 from scipy import stats
 
-from benchmarks.shifts.perturbations import CrippledActuators, halfcheetah_body_part
+from benchmarks.shifts import CrippledActuators, halfcheetah_body_part
 from experiments import zero_shot
 from experiments.augwm import run as augwm_run
 from worldmodels.provenance import git_revision
@@ -74,7 +73,7 @@ def group_table(results: dict, groups: Dict[str, List]) -> str:
   return "\n".join(lines)
 
 
-def main(argv, common: zero_shot.CommonFlags, steps_flag) -> None:
+def main(argv, common: zero_shot.CommonFlags) -> None:
   del argv
   if common.task.value != "cheetah-run":
     raise app.UsageError(f"--task={common.task.value}: the shifts of this experiment name "
@@ -83,7 +82,7 @@ def main(argv, common: zero_shot.CommonFlags, steps_flag) -> None:
   started, revision = time.time(), git_revision()
   inputs = common.prepare()
   size = inputs.sizes
-  runs = augwm_run.agent_runs(common, steps_flag.value)
+  runs = augwm_run.agent_runs(common)
   steps = runs[-1].steps
   groups = shift_groups()
   settings = [setting for group in groups.values() for setting in group]
@@ -115,7 +114,5 @@ def main(argv, common: zero_shot.CommonFlags, steps_flag) -> None:
 if __name__ == "__main__":
   _COMMON = zero_shot.CommonFlags(
       os.path.join(os.path.dirname(os.path.abspath(__file__)), "other_shifts"))
-  _STEPS = flags.DEFINE_integer("steps", 30_000, "MOPO / AugWM updates per seed (as trained "
-                                "by experiments.augwm.run in the same workdir).")
   os.environ.setdefault("MUJOCO_GL", "egl")
-  app.run(lambda argv: main(argv, _COMMON, _STEPS))
+  app.run(lambda argv: main(argv, _COMMON))

@@ -26,6 +26,7 @@ from benchmarks.shifts.oracle import OracleContext
 from experiments import zero_shot
 from experiments.configs import augwm as augwm_configs
 from experiments.configs import mopo as mopo_configs
+from experiments.configs import zero_shot as size_configs
 from worldmodels.provenance import git_revision
 from worldmodels.agents.augwm.context import AugWMPolicy
 
@@ -40,16 +41,12 @@ def _oracle_policy(task: str):
       task, agent.config.z_low, agent.config.z_high))
 
 
-MOPO_PAPER_UPDATES, AUGWM_PAPER_UPDATES = 400_000, 900_000  # AugWM paper table 4
-
-
-def agent_runs(common: zero_shot.CommonFlags, steps: int,
+def agent_runs(common: zero_shot.CommonFlags,
                no_context: Sequence[str] = ()) -> List[zero_shot.AgentRun]:
   """MOPO, AugWM (DAS, context; rows: default, learned and oracle context) and, for each of
   ``no_context``, that augmentation without context: the runs every AugWM experiment shares
-  (same stages, so a shared workdir trains each seed once). ``steps``: the ``--steps`` flag."""
-  mopo_steps = common.steps(steps, MOPO_PAPER_UPDATES)
-  augwm_steps = common.steps(steps, AUGWM_PAPER_UPDATES)
+  (same stages, so a shared workdir trains each seed once), with the experiment's sizes."""
+  sizes = common.config()
 
   def augwm(augmentation: str, use_context: bool):
     def configure(c):
@@ -58,72 +55,84 @@ def agent_runs(common: zero_shot.CommonFlags, steps: int,
     return configure
 
   runs = [
-      zero_shot.AgentRun("mopo", mopo_configs, mopo_steps, {"MOPO": zero_shot.default_policy},
-                        common.model_based, needs_model=True),
-      zero_shot.AgentRun("augwm-das-context", augwm_configs, augwm_steps,
-                        {"AugWM (DAS, default context)": _context_policy("default"),
-                         "AugWM (DAS, learned context)": _context_policy("learned"),
-                         "AugWM (DAS, oracle context)": _oracle_policy(common.task.value)},
-                        augwm("das", True), needs_model=True),
+      zero_shot.AgentRun("mopo", mopo_configs, sizes.mopo_steps,
+                         {"MOPO": zero_shot.default_policy}, common.model_based,
+                         needs_model=True),
+      zero_shot.AgentRun("augwm-das-context", augwm_configs, sizes.augwm_steps,
+                         {"AugWM (DAS, default context)": _context_policy("default"),
+                          "AugWM (DAS, learned context)": _context_policy("learned"),
+                          "AugWM (DAS, oracle context)": _oracle_policy(common.task.value)},
+                         augwm("das", True), needs_model=True),
   ]
   for augmentation in no_context:
-    runs.append(zero_shot.AgentRun(f"augwm-{augmentation}-nocontext", augwm_configs, augwm_steps,
-                                  {f"{augmentation.upper()} (no context)":
-                                   _context_policy("none")},
-                                  augwm(augmentation, False), needs_model=True))
+    runs.append(zero_shot.AgentRun(f"augwm-{augmentation}-nocontext", augwm_configs,
+                                   sizes.augwm_steps,
+                                   {f"{augmentation.upper()} (no context)":
+                                    _context_policy("none")},
+                                   augwm(augmentation, False), needs_model=True))
   return runs
 
 
-def main(argv, common: zero_shot.CommonFlags, steps_flag, no_context,
+def settings_text(common: zero_shot.CommonFlags, inputs: zero_shot.Prepared,
+                  runs: Sequence[zero_shot.AgentRun], factors: Sequence[float]) -> str:
+  """The settings paragraph of RESULTS.md, from the configs the stages ran with and, for what
+  was reduced, the paper preset's sizes."""
+  sizes, paper = inputs.sizes, size_configs.get_config("paper")
+  mopo, augwm = (zero_shot.stage_config(run, 0, common.task.value, inputs, common.workdir.value)
+                 for run in runs[:2])
+  m, a = mopo.agent, augwm.agent
+  source = (f"the dm_control {common.task.value} dataset `{common.dataset.value}`"
+            if common.dataset.value else f"a dm_control {common.task.value} SAC replay dataset")
+  text = (
+      f"Mass and damping factors {list(factors)}. Both agents: (h, lambda) = ({m.horizon}, "
+      f"{m.penalty_coef})" + (f" (AugWM table 3, {common.preset.value})" if sizes.table3 else "")
+      + f", {m.rollout_batch_size} rollout starts every {m.rollout_every} updates, "
+      f"{m.real_ratio:.0%} real data, SAC {'x'.join(map(str, m.sac.hidden_sizes))}; MOPO "
+      f"{m.num_steps}, AugWM {a.num_steps} updates per seed. AugWM: {a.augmentation.upper()} "
+      f"with z ~ U[{a.z_low}, {a.z_high}]^|S| per transition, context appended to actor and "
+      f"critic inputs; learned context after k = {a.adapt_after} steps, clipped to "
+      f"[{a.context_clip[0]}, {a.context_clip[1]}]; oracle context: the true per-dimension "
+      "scale of the test dynamics against an unshifted simulator twin, clipped to "
+      f"[{a.z_low}, {a.z_high}]. Sizes: the `{sizes.preset}` preset of "
+      "experiments/configs/zero_shot.py and the flags given. ")
+  if sizes.preset == "paper":
+    return text + f"Paper scale (AugWM table 4): {sizes.seeds} seeds, {source}."
+  paper_rollouts = mopo_configs.get_config("default").agent.rollout_batch_size
+  return text + (
+      f"Reduced from the paper to fit a 2-core CPU: {source} instead of D4RL HalfCheetah, the "
+      f"ensemble capped at {sizes.model_max_epochs} epochs, {a.num_steps // 1000}k instead of "
+      f"{paper.augwm_steps // 1000}k AugWM ({m.num_steps // 1000}k instead of "
+      f"{paper.mopo_steps // 1000}k MOPO) updates, {m.rollout_batch_size // 1000}k instead of "
+      f"{paper_rollouts // 1000}k rollout starts, a {len(factors)} x {len(factors)} instead of "
+      f"7 x 7 grid with {sizes.grid_episodes} instead of {paper.grid_episodes} episodes per "
+      f"cell, {sizes.seeds} instead of {paper.seeds} seeds.")
+
+
+def main(argv, common: zero_shot.CommonFlags, no_context,
          program: str = "experiments.augwm.run"):
   """Runs the experiment with the parsed flags; ``program`` is named in RESULTS.md."""
   del argv
   logging.set_verbosity(logging.WARNING)
   started, revision = time.time(), git_revision()
   inputs = common.prepare()
-  size, dataset, model = inputs.sizes, inputs.dataset, inputs.model
-  runs = agent_runs(common, steps_flag.value, no_context.value)
+  runs = agent_runs(common, no_context.value)
   factors = common.grid_factors()
   unshifted, grids, linear_r2 = zero_shot.run_agents(common.task.value, inputs,
                                                      common.workdir.value, runs, factors)
   comparisons = [(row, "MOPO") for row in grids if row != "MOPO"]
-  source = (f"the dm_control {common.task.value} dataset `{common.dataset.value}`"
-            if common.dataset.value else f"a dm_control {common.task.value} SAC replay dataset")
-  h, lam = mopo_configs.TABLE3[common.preset.value]
-  mopo_steps, augwm_steps = runs[0].steps, runs[1].steps
-  rollout_batch = (mopo_configs.get_config("default").agent.rollout_batch_size
-                   if common.paper_scale.value else common.rollout_batch.value)
-  settings = (
-      f"Mass and damping factors {factors}. Both agents: (h, lambda) = ({h}, {lam}) (AugWM "
-      f"table 3, {common.preset.value}), {rollout_batch} rollout starts every 1000 updates, 5% "
-      f"real data, SAC 256x256; MOPO {mopo_steps}, AugWM {augwm_steps} updates per seed. AugWM: "
-      "DAS with z ~ U[0.5, 1.5]^|S| per transition, context appended to actor and critic "
-      "inputs; learned context after k = 300 steps, clipped to [0.93, 1.07]; oracle context: "
-      "the true per-dimension scale of the test dynamics against an unshifted simulator twin, "
-      "clipped to [0.5, 1.5]. ")
-  if common.paper_scale.value:
-    settings += f"Paper scale (AugWM table 4): {size.seeds} seeds, {source}."
-  else:
-    settings += (
-        f"Reduced from the paper to fit a 2-core CPU: {source} instead of D4RL HalfCheetah, the "
-        f"ensemble capped at {common.model_epochs.value} epochs, {augwm_steps // 1000}k instead "
-        f"of 900k AugWM ({mopo_steps // 1000}k instead of 400k MOPO) updates, "
-        f"{rollout_batch // 1000}k instead of 50k rollout starts, a {len(factors)} x "
-        f"{len(factors)} instead of 7 x 7 grid, {size.seeds} instead of 5 seeds.")
   table = zero_shot.write_results(
       common.results_dir.value,
       f"AugWM vs MOPO on {common.task.value} (zero-shot mass x damping)",
       f"python -m {program} " + " ".join(sys.argv[1:]), revision, started,
-      common.task.value, size, dataset, model, unshifted, grids, comparisons, settings,
-      linear_r2)
+      common.task.value, inputs.sizes, inputs.dataset, inputs.model, unshifted, grids,
+      comparisons, settings_text(common, inputs, runs, factors), linear_r2)
   print(table)
 
 
 if __name__ == "__main__":
   _COMMON = zero_shot.CommonFlags(os.path.dirname(os.path.abspath(__file__)))
-  _STEPS = flags.DEFINE_integer("steps", 30_000, "MOPO / AugWM updates per seed.")
   _NO_CONTEXT = flags.DEFINE_list(
       "no_context_augmentations", [], "Also train these augmentations without context "
       "(rad, rans, das).")
   os.environ.setdefault("MUJOCO_GL", "egl")
-  app.run(lambda argv: main(argv, _COMMON, _STEPS, _NO_CONTEXT))
+  app.run(lambda argv: main(argv, _COMMON, _NO_CONTEXT))

@@ -51,15 +51,14 @@ def read_metadata(path: str | os.PathLike) -> dict:
   return fmt.validate_metadata(metadata, metadata_path)
 
 
-def load_dataset(path: str | os.PathLike, *, observation_keys: Sequence[str] | None = None,
-                 to_device: bool = False) -> tuple[Steps, dict]:
+def load_dataset(path: str | os.PathLike, *, observation_keys: Sequence[str] | None = None
+                 ) -> tuple[Steps, dict]:
   """Loads a whole dataset into flat step arrays, checking it on the way.
 
   Args:
     path: the dataset directory.
     observation_keys: observation entries to load (default: all of them); the others are not
       decoded.
-    to_device: copy the arrays to the default JAX device (else numpy arrays).
 
   Returns:
     ``(steps, metadata)``: ``steps`` holds the N = ``metadata["num_steps"]`` steps of all
@@ -117,7 +116,7 @@ def load_dataset(path: str | os.PathLike, *, observation_keys: Sequence[str] | N
       episode, offset = episode + 1, offset + length
 
   loaded = Steps(observation=observation, **arrays)
-  return (loaded.to_device() if to_device else loaded), metadata
+  return loaded, metadata
 
 
 def _episode_features(path: str, metadata: dict,

@@ -59,10 +59,6 @@ class Steps:
   def num_transitions(self) -> int:
     return self.num_steps - int(np.asarray(self.is_last).sum())
 
-  def to_device(self, device=None) -> "Steps":
-    """Copies every array to a device (default: the first local device)."""
-    return jax.device_put(self, device)
-
   def to_host(self) -> "Steps":
     return jax.tree_util.tree_map(np.asarray, self)
 

@@ -10,8 +10,9 @@ Every policy, of an agent or built on one (AugWM's test-time context), has two f
 :class:`EpisodeRunner` is the one place that steps an environment with a policy: the training
 loop's evaluation and collection, the zero-shot protocol and the dataset generator all use it.
 It resets the carry at every episode start and keys step ``t`` with ``fold_in(key, t)``.
-Policies that are pure JAX are jitted once; a policy whose carry lives on the host (numpy)
-says so with ``runs_on_host = True`` and is called as it is.
+Policies that are pure JAX are jitted once, the key folded inside the jitted call (one device
+dispatch per step); a policy whose carry lives on the host (numpy) says so with
+``runs_on_host = True`` and is called as it is.
 """
 
 from __future__ import annotations
@@ -59,10 +60,16 @@ class MemorylessPolicy:
 
 
 def compile_policy(policy: StatefulPolicy) -> Callable[..., Tuple[Any, Any]]:
-  """``policy.policy``, jitted (``eval_mode`` static) unless the policy runs on the host."""
+  """``act(state, carry, observation, key, index, eval_mode) -> (action, carry)``: the policy
+  keyed with ``fold_in(key, index)``, jitted (``eval_mode`` static) unless the policy runs on the
+  host."""
+
+  def act(state, carry, observation, key, index, eval_mode):
+    return policy.policy(state, carry, observation, jax.random.fold_in(key, index), eval_mode)
+
   if getattr(policy, "runs_on_host", False):
-    return policy.policy
-  return jax.jit(policy.policy, static_argnames="eval_mode")
+    return act
+  return jax.jit(act, static_argnames="eval_mode")
 
 
 # -- frame stacks -----------------------------------------------------------------------------
@@ -193,11 +200,12 @@ class EpisodeRunner:
     self.t = 0
     return self.timestep
 
-  def step(self, state: Any, key: jax.Array, action: Optional[np.ndarray] = None) -> Step:
-    """Acts once: the policy keyed with ``key``, or the given ``action``."""
+  def step(self, state: Any, key: jax.Array, index: int = 0,
+           action: Optional[np.ndarray] = None) -> Step:
+    """Acts once: the policy keyed with ``fold_in(key, index)``, or the given ``action``."""
     observation = self.timestep.observation
     if action is None:
-      action, self.carry = self._act(state, self.carry, observation, key,
+      action, self.carry = self._act(state, self.carry, observation, key, np.int32(index),
                                      eval_mode=self.eval_mode)
     action = np.asarray(action, np.float32)
     timestep = self.env.step(action)
@@ -223,7 +231,7 @@ class EpisodeRunner:
     rewards, recorded = [], []
     while True:
       action = None if actions is None else actions(self.timestep.observation, self.t)
-      step = self.step(state, jax.random.fold_in(key, self.t), action)
+      step = self.step(state, key, self.t, action)
       rewards.append(step.reward)
       if record:
         recorded.append(step)

@@ -337,7 +337,7 @@ def train(agent, *, workdir: str, loop: LoopConfig, data: Optional[DataSource] =
         for i in range(length):
           action = (rng.uniform(-1.0, 1.0, spec.action_dim).astype(np.float32)
                     if step + i < phase.random_steps else None)
-          transition = runner.step(carry["agent"], jax.random.fold_in(act_key, i), action)
+          transition = runner.step(carry["agent"], act_key, i, action)
           rows.extend(_rows(transition, spec.action_dim))
           episode_return += transition.reward
           if transition.last:

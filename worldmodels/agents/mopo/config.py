@@ -1,4 +1,6 @@
-"""MOPO hyperparameters (Yu et al. 2020; reference settings: ../shared/specs/algorithms.md).
+"""MOPO hyperparameters (Yu et al. 2020): every 1000 policy updates, 50,000 rollouts of horizon
+``h`` from dataset states with the penalty ``r - lambda * max_i ||sigma_i(s, a)||``, kept in a
+model buffer of 5 rollout batches; each SAC batch takes 5% real and 95% model transitions.
 
 Per-dataset ``(horizon, penalty_coef)`` presets of the AugWM paper's table 3 live in
 ``experiments/configs/mopo.py``.

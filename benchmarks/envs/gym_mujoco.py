@@ -10,7 +10,7 @@ dm_control envs works unchanged:
   never terminates) gives discount 0, the time limit (``episode_length`` agent steps, 1000 by
   default as in Gym and D4RL) gives discount 1 (a truncation);
 * ``action_spec`` is a float32 ``BoundedArray`` and ``.model`` / ``.data`` are the raw MuJoCo
-  model and data, which ``benchmarks.shifts.perturbations`` perturbs in place.
+  model and data, which ``benchmarks.shifts.shifted_env`` perturbs in place.
 
 Action repeat defaults to 1 (the D4RL convention: the task's own ``frame_skip`` already makes
 one step 4 or 5 physics steps).

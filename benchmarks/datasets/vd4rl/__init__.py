@@ -1,0 +1,182 @@
+"""The V-D4RL generation procedure (paper section 4.1, appendix A), rebuildable from a seed.
+
+Stages, each resumable (a rerun continues where an interrupted one stopped) and deterministic
+per seed:
+
+1. **Behaviour training** (:func:`train_behaviour`): SAC on proprioceptive states with action
+   repeat 2; an agent snapshot and a ``selection_episodes``-episode evaluation every 10,000
+   frames; the whole replay (states plus MuJoCo physics states) saved as ``training_replay``.
+2. **Selection** (:func:`select_policies`): medium = the first snapshot whose evaluation mean
+   exceeds ``medium_threshold``; expert = the last (converged) snapshot. Written to
+   ``selection.json`` and into every dataset's metadata.
+3. **Datasets** (:func:`generate_dataset`): ``random`` (uniform actions), ``mixed`` (the
+   replay of the medium agent when it stops: the last ``sizes.mixed`` transitions collected up
+   to the medium snapshot), ``medium`` / ``expert`` (rollouts of the snapshot, actions sampled
+   from the actor's Gaussian as in D4RL), ``medexp`` (medium then expert episodes).
+   Observations: ``state`` (float32 ``[D]``) and ``physics`` (the MuJoCo state, float32
+   ``[P]``), from which pixels are rendered.
+4. **Pixels** (:func:`render_dataset`): a copy of a state dataset with ``pixels`` (uint8
+   ``[S, S, 3]``, S = 64 for Offline DV2, 84 for DrQ+BC) rendered from the saved physics
+   states, so a state dataset is re-rendered at any size without re-running a policy.
+
+Directory layout under ``<root>/vd4rl/<domain>_<task>/`` (what the catalog resolves)::
+
+  behaviour/             SAC workdir: checkpoints/, snapshots/<step>/, eval.jsonl,
+                         training_replay/ (dataset), selection.json
+  <kind>/state/          dataset with state + physics
+  <kind>/<S>px/          the same episodes with pixels
+
+Every dataset directory also holds ``CARD.md`` (its dataset card); the same fields are in
+``metadata.json`` under ``extra.card``.
+
+Modules, one per part of the procedure: ``behaviour`` (stages 1 and 2, the SAC helpers and
+:class:`GenerationError`), ``rollouts`` (stage 3's state datasets), ``render`` (stage 4),
+``card`` (dataset cards, completion checks and atomic writes) and ``paths`` (the layout above).
+This package runs the whole procedure and re-exports their names.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict
+
+import ml_collections
+
+from benchmarks.envs import env_spec
+from worldmodels.data import load_dataset, read_metadata
+from worldmodels.data.stats import format_statistics_table
+from worldmodels.data.writer import write_dataset
+from worldmodels.provenance import git_revision
+
+from benchmarks.datasets.configs import DATASET_KINDS
+from benchmarks.datasets.vd4rl.behaviour import (GenerationError, _env_factory,
+                                                 choose_medium_and_expert, select_policies,
+                                                 train_behaviour)
+from benchmarks.datasets.vd4rl.card import (_finish, _is_complete, _write_atomically,
+                                            dataset_card)
+from benchmarks.datasets.vd4rl.paths import (BEHAVIOUR_DIR, CARD_FILE, PARTIAL_SUFFIX,
+                                             SELECTION_FILE, TRAINING_REPLAY, dataset_directory,
+                                             task_directory)
+from benchmarks.datasets.vd4rl.render import render_dataset
+from benchmarks.datasets.vd4rl.rollouts import (OBSERVATION_KEYS, _random_episodes,
+                                                _snapshot_episodes, collect_rollouts,
+                                                concatenate_datasets, mixed_episodes)
+
+__all__ = [
+    "BEHAVIOUR_DIR",
+    "CARD_FILE",
+    "GenerationError",
+    "OBSERVATION_KEYS",
+    "PARTIAL_SUFFIX",
+    "SELECTION_FILE",
+    "TRAINING_REPLAY",
+    "choose_medium_and_expert",
+    "collect_rollouts",
+    "concatenate_datasets",
+    "dataset_card",
+    "dataset_directory",
+    "generate",
+    "generate_dataset",
+    "mixed_episodes",
+    "render_dataset",
+    "select_policies",
+    "task_directory",
+    "train_behaviour",
+]
+
+
+def generate_dataset(config: ml_collections.ConfigDict, root: str, kind: str,
+                     image_sizes=()) -> Dict[str, str]:
+  """Builds dataset ``kind`` of ``config.task`` (and whatever it needs first).
+
+  Args:
+    config: generation config (``benchmarks.datasets.configs.get_config``).
+    root: catalog root.
+    kind: one of ``DATASET_KINDS``.
+    image_sizes: also render pixels at these sizes (e.g. ``(64,)``, ``(84,)``).
+
+  Returns:
+    ``{"state": path, "<S>px": path, ...}``.
+  """
+  if kind not in DATASET_KINDS:
+    raise ValueError(f"unknown dataset kind {kind!r}; choose one of {DATASET_KINDS}.")
+  path = dataset_directory(root, config.task, kind)
+  if not _is_complete(path):
+    _build_state_dataset(config, root, kind, path)
+  paths = {"state": path}
+  for size in image_sizes:
+    pixel_path = dataset_directory(root, config.task, kind, f"{int(size)}px")
+    if not _is_complete(pixel_path):
+      render_dataset(path, pixel_path + PARTIAL_SUFFIX, int(size),
+                     episodes_per_shard=config.episodes_per_shard)
+      _finish(pixel_path)
+    paths[f"{int(size)}px"] = pixel_path
+  return paths
+
+
+def _build_state_dataset(config: ml_collections.ConfigDict, root: str, kind: str,
+                         path: str) -> None:
+  card = {"task": config.task, "kind": kind, "observation": "state", "seed": config.seed,
+          "action_repeat": config.action_repeat, "code_version": git_revision(),
+          "stochastic_actions": bool(config.stochastic_actions),
+          "generator": "benchmarks.datasets.vd4rl (V-D4RL section 4.1)"}
+  if kind == "random":
+    probe = _env_factory(config)(0)
+    spec = env_spec(probe)
+    probe.close()
+    card["policy"] = "uniform random actions"
+    collect_rollouts(config, path + PARTIAL_SUFFIX, kind,
+                     _random_episodes(config, spec.action_min, spec.action_max),
+                     config.sizes.random, {"kind": "random"}, card)
+    _finish(path)
+    return
+
+  train_behaviour(config, root)
+  selection = select_policies(config, root)
+  card["selection_rule"] = selection["rule"]
+  card["medium_policy"] = selection["medium"]
+  card["expert_policy"] = selection["expert"]
+  if kind in ("medium", "expert"):
+    chosen = selection[kind]
+    card["policy"] = (f"SAC snapshot at {chosen['frames']:,} frames (evaluated return "
+                      f"{chosen['return_mean']:.1f} ± {chosen['return_std']:.1f})")
+    collect_rollouts(
+        config, path + PARTIAL_SUFFIX, kind,
+        _snapshot_episodes(config, root, kind, chosen["step"]),
+        config.sizes[kind],
+        {"agent": "sac", "kind": kind, "snapshot_step": chosen["step"],
+         "snapshot_frames": chosen["frames"], "evaluated_return_mean": chosen["return_mean"],
+         "evaluated_return_std": chosen["return_std"],
+         "stochastic_actions": bool(config.stochastic_actions)}, card)
+    _finish(path)
+    return
+
+  if kind == "mixed":
+    workdir = os.path.join(task_directory(root, config.task), BEHAVIOUR_DIR)
+    replay, _ = load_dataset(os.path.join(workdir, TRAINING_REPLAY))
+    steps, info = mixed_episodes(replay, selection["medium"]["step"], config.sizes.mixed)
+    card["policy"] = (f"SAC replay up to the medium snapshot ({selection['medium']['frames']:,}"
+                      f" frames): episodes {info['first_episode']}.."
+                      f"{info['first_episode'] + info['episodes'] - 1} of the training run")
+    behaviour = {"agent": "sac", "kind": "mixed", "replay_until_step": selection["medium"]["step"],
+                 **info}
+  else:  # medexp
+    parts = [generate_dataset(config, root, part)["state"] for part in ("medium", "expert")]
+    steps = concatenate_datasets(parts)
+    card["policy"] = "medium episodes followed by expert episodes"
+    behaviour = {"kind": "medexp", "sources": [os.path.abspath(p) for p in parts]}
+  _write_atomically(path, lambda tmp: write_dataset(
+      tmp, steps, task=config.task, behaviour_policy=behaviour,
+      action_repeat=config.action_repeat, seed=config.seed, extra={"card": card},
+      episodes_per_shard=config.episodes_per_shard))
+
+
+def generate(config: ml_collections.ConfigDict, root: str, kinds=DATASET_KINDS,
+             image_sizes=()) -> Dict[str, Dict[str, str]]:
+  """Builds several dataset kinds of one task; prints each statistics table."""
+  built = {}
+  for kind in kinds:
+    built[kind] = generate_dataset(config, root, kind, image_sizes)
+    metadata = read_metadata(built[kind]["state"])
+    print(format_statistics_table(metadata["statistics"], f"{config.task} {kind}"), flush=True)
+  return built
