@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import os
 
-from absl import app
 from absl import flags
 
+from experiments import cli
 from experiments import zero_shot
 from experiments.augwm import run as augwm_run
 
@@ -36,5 +36,5 @@ if __name__ == "__main__":
   _NO_CONTEXT = flags.DEFINE_list(
       "no_context_augmentations", [], "Also train these augmentations without context "
       "(rad, rans, das).")
-  os.environ.setdefault("MUJOCO_GL", "egl")
-  app.run(lambda argv: augwm_run.main(argv, _COMMON, _NO_CONTEXT, program="experiments.demo"))
+  flags.adopt_module_key_flags(zero_shot)  # --help lists the shared flags
+  cli.run(lambda argv: augwm_run.main(argv, _COMMON, _NO_CONTEXT, program="experiments.demo"))

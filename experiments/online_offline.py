@@ -21,14 +21,16 @@ import platform
 import sys
 import time
 
-from absl import app
 from absl import flags
-from absl import logging
 import jax
 import numpy as np
 
 from benchmarks.envs import make_env
+from benchmarks.protocols.zero_shot import save_figure
+from experiments import cli
 from experiments import train as train_launcher
+from worldmodels.errors import ConfigError
+from worldmodels.io import atomic_text
 from worldmodels.provenance import git_revision
 from experiments.configs import bc as bc_configs
 from experiments.configs import sac as sac_configs
@@ -43,8 +45,19 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of every stage.")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/online_offline",
                                 "Checkpoints, logs and the dataset.")
 _RESULTS_DIR = flags.DEFINE_string(
-    "results_dir", os.path.join(os.path.dirname(os.path.abspath(__file__)), "online_offline"),
-    "Where RESULTS.md and learning_curves.png are written.")
+    "results_dir", None, "Where RESULTS.md and learning_curves.png are written (default: "
+    "<workdir>/results; see --publish).")
+_PUBLISH = flags.DEFINE_bool(
+    "publish", False, "Write the results into experiments/online_offline/, the committed ones.")
+PUBLISH_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "online_offline")
+
+
+def _output_dir() -> str:
+  if _PUBLISH.value and _RESULTS_DIR.value:
+    raise ConfigError("--publish and --results_dir both say where the results go; give one.")
+  if _PUBLISH.value:
+    return PUBLISH_DIR
+  return _RESULTS_DIR.value or os.path.join(_WORKDIR.value, "results")
 _SIZE_FLAGS = {
     name: flags.DEFINE_integer(name, None, f"{text} Default: the preset's "
                                "(experiments/configs/online_offline.py).")
@@ -112,7 +125,8 @@ def plot_curves(path: str, curves: dict, random_mean: float) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  fig.set_dpi(120)
+  save_figure(fig, path)
   plt.close(fig)
 
 
@@ -124,7 +138,6 @@ def _curve(workdir: str) -> dict:
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)
   start, revision = time.time(), git_revision()  # before any result file is rewritten
   replay_path = os.path.join(_WORKDIR.value, "dataset")
 
@@ -171,15 +184,16 @@ def main(argv):
   table = "\n".join(table)
   print(table)
 
-  os.makedirs(_RESULTS_DIR.value, exist_ok=True)
-  plot_path = os.path.join(_RESULTS_DIR.value, "learning_curves.png")
+  out = _output_dir()
+  os.makedirs(out, exist_ok=True)
+  plot_path = os.path.join(out, "learning_curves.png")
   plot_curves(plot_path, {"SAC (online)": _curve(sac.workdir),
                           "TD3+BC (offline)": _curve(os.path.join(_WORKDIR.value, "td3bc")),
                           "BC (offline)": _curve(os.path.join(_WORKDIR.value, "bc"))},
               float(random_returns.mean()))
   wall = time.time() - start
   command = "python -m experiments.online_offline " + " ".join(sys.argv[1:])
-  with open(os.path.join(_RESULTS_DIR.value, "RESULTS.md"), "w") as f:
+  with atomic_text(os.path.join(out, "RESULTS.md")) as f:
     f.write(f"# Online SAC, then offline TD3+BC and BC: {_TASK.value}, seed {_SEED.value}\n\n"
             f"Written by `{command.strip()}` at git revision `{revision}` "
             f"on {platform.machine()} ({os.cpu_count()} CPU cores), wall time {wall / 60:.1f} "
@@ -198,5 +212,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  os.environ.setdefault("MUJOCO_GL", "egl")
-  app.run(main)
+  cli.run(main)

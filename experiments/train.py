@@ -8,47 +8,81 @@ Examples:
   python -m experiments.train --config=experiments/configs/td3bc.py:tiny \
       --config.dataset.path=/tmp/replay
 
-A rerun with the same workdir resumes from the last checkpoint.
+A rerun of the same command resumes from the last checkpoint. The default workdir,
+``runs/<agent>-<task>-seed<seed>-<digest>``, is named after what makes the run (its config,
+dataset and model), and a workdir holding another run is refused, naming what differs.
+Offline agents evaluate on the task their dataset records unless ``--config.env.task`` names
+another task with the same observation and action sizes. ``--print_config`` lists every field.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 from typing import Any, Dict, Optional, Tuple
 
 from absl import app
-from absl import logging
 import ml_collections
-from ml_collections import config_flags
 
-from benchmarks.envs import make_env_factory
+from benchmarks.datasets import catalog
+from experiments import cli
+from benchmarks.envs import GYM_TASKS, make_env_factory, make_gym_env_factory
+from worldmodels import provenance
 from worldmodels.agents import make_agent
-from worldmodels.data import DatasetError, format_statistics_table, write_dataset
+from worldmodels.data import format_statistics_table, write_dataset
 from worldmodels.data.source import DataSource
 from worldmodels.data.spec import DataSpec
-from worldmodels.models.artifacts import ModelArtifactError
+from worldmodels.errors import ConfigError
+from worldmodels.io import atomic_text
+from worldmodels.provenance import file_digest
 from worldmodels.training.logging import read_jsonl
 from worldmodels.training.loop import LoopConfig, TrainResult, train
 
 
-def env_factory_from_config(config: ml_collections.ConfigDict):
-  """Single-frame environments of ``config.env`` (frame stacks are the agent's: its spec)."""
+def env_factory_from_config(config: ml_collections.ConfigDict, task: str):
+  """Single-frame environments of ``task`` with ``config.env``'s settings (frame stacks are
+  the agent's: its spec); gymnasium MuJoCo tasks (``GYM_TASKS``) or dm_control ones."""
   e = config.env
-  return make_env_factory(e.task, obs_type=e.obs_type, action_repeat=e.action_repeat,
+  if task in GYM_TASKS:
+    return make_gym_env_factory(task, action_repeat=e.action_repeat,
+                                episode_length=e.episode_length)
+  return make_env_factory(task, obs_type=e.obs_type, action_repeat=e.action_repeat,
                           image_size=e.image_size, episode_length=e.episode_length)
 
 
-def default_workdir(config: ml_collections.ConfigDict) -> str:
+def run_fingerprint(config: ml_collections.ConfigDict,
+                    source: Optional[DataSource]) -> Dict[str, Any]:
+  """What makes a run: its config (but where it runs and how often it prints), the identity of
+  its dataset and of its world model, and the code version."""
+  values = config.to_dict()
+  values.pop("workdir", None)
+  values["loop"] = {k: v for k, v in values["loop"].items() if k != "log_every_seconds"}
+  parts: Dict[str, Any] = {"config": values}
+  if source is not None:
+    metadata = source.metadata()
+    parts["dataset"] = {"path": metadata.get("path"),
+                        "digest": file_digest(os.path.join(metadata["path"], "metadata.json"))}
+  model_path = config.agent.get("model_path")
+  if model_path:
+    parts["model"] = {"path": os.path.abspath(model_path),
+                      "digest": file_digest(os.path.join(model_path, "model.json"))}
+  return provenance.fingerprint(**parts)
+
+
+def default_workdir(config: ml_collections.ConfigDict, fingerprint: Dict[str, Any]) -> str:
+  """``--config.workdir``, or ``runs/<agent>-<task>-seed<seed>-<digest>``: runs that differ in
+  anything but their workdir never share a default one."""
+  parts = {k: v for k, v in fingerprint.items() if k != "code"}
   return config.workdir or os.path.join(
-      "runs", f"{config.agent_name}-{config.env.task}-seed{config.seed}")
+      "runs", f"{config.agent_name}-{config.env.task}-seed{config.seed}-"
+      f"{provenance.digest(parts)[:8]}")
 
 
 def load_source(config: ml_collections.ConfigDict) -> DataSource:
-  """The data source of ``config.dataset`` (one dataset, the frame stack of the config)."""
-  return DataSource.load(config.dataset.path,
-                         observation_keys=tuple(config.dataset.observation_keys),
+  """The data source of ``config.dataset`` (a directory or a catalog name; one dataset, the
+  frame stack of the config)."""
+  path = catalog.dataset_path(config.dataset.path, config.dataset.root)
+  return DataSource.load(path, observation_keys=tuple(config.dataset.observation_keys),
                          frame_stack=config.frame_stack)
 
 
@@ -61,35 +95,83 @@ def run(config: ml_collections.ConfigDict, source: Optional[DataSource] = None) 
   return run_with_agent(config, source)[0]
 
 
+def _check_before_training(config: ml_collections.ConfigDict, spec: DataSpec,
+                           env_spec: DataSpec, source: Optional[DataSource]) -> None:
+  """The mismatches that would otherwise surface after training has started.
+
+  Raises:
+    ValueError: the dataset's observations or actions do not fit the evaluation environment,
+      or ``save_replay`` already exists (the message names the flag and what was expected).
+  """
+  if source is not None:
+    problems = spec.mismatches(env_spec)
+    if problems:
+      dataset_task = source.metadata().get("task")
+      raise ConfigError(
+          f"--config.dataset.path={config.dataset.path} (task {dataset_task!r}) does not fit "
+          f"the evaluation environment --config.env.task={config.env.task!r}: "
+          + "; ".join(problems) + ". Evaluate on the dataset's own task (leave --config.env.task "
+          "unset) or on a task with the same observation and action sizes.")
+  if config.save_replay and os.path.exists(config.save_replay):
+    raise ConfigError(f"--config.save_replay={config.save_replay}: already exists; datasets are "
+                     "never overwritten, so this run would fail after training. Choose a new "
+                     "path.")
+
+
+def resolve_config(config: ml_collections.ConfigDict,
+                   source: Optional[DataSource] = None) -> Optional[DataSource]:
+  """Fills the fields left to the data: ``env.task`` and ``env.action_repeat`` from the
+  dataset's metadata (online agents: ``env.task`` is required, action repeat 2); returns the
+  data source (loaded here unless given), None for online agents.
+
+  Raises:
+    ConfigError: an online agent without a task, or a dataset that records none.
+  """
+  if not config.dataset.path:
+    if config.env.task is None:
+      raise ConfigError(f"agent {config.agent_name!r} trains online: name its environment with "
+                        "--config.env.task (e.g. cheetah-run).")
+    if config.env.action_repeat is None:
+      config.env.action_repeat = 2
+    return None
+  source = source or load_source(config)
+  metadata = source.metadata()
+  if config.env.task is None:
+    if metadata.get("task") is None:
+      raise ConfigError(f"--config.dataset.path={config.dataset.path} records no task; name "
+                        "the evaluation environment with --config.env.task.")
+    config.env.task = metadata["task"]
+  if config.env.action_repeat is None:
+    config.env.action_repeat = metadata.get("action_repeat", 2)
+  return source
+
+
 def run_with_agent(config: ml_collections.ConfigDict, source: Optional[DataSource] = None
                    ) -> Tuple[Dict[str, Any], Any, TrainResult]:
   """As :func:`run`, also returning the agent and the :class:`TrainResult` (final state), for
   experiments that evaluate the trained agent further (e.g. on shifted dynamics).
 
   Args:
-    config: the launcher config.
+    config: the launcher config (unlocked: ``env.task`` is filled in from the dataset).
     source: the data source of ``config.dataset.path``, already loaded (experiments that train
       several agents or seeds on one dataset load it once); default: loaded here.
   """
-  workdir = default_workdir(config)
-  env_factory = env_factory_from_config(config)
-  if config.dataset.path:
-    source = source or load_source(config)
-    metadata = source.metadata()
-    if metadata.get("task") not in (None, config.env.task):
-      print(f"note: dataset task {metadata['task']!r} differs from --config.env.task "
-            f"{config.env.task!r}; evaluating on {config.env.task!r}.")
-    spec = source.spec()
-  else:
-    source = None
-    probe = env_factory(config.seed)
-    spec = DataSpec.from_environment(probe, frame_stack=config.frame_stack,
-                                     task=config.env.task)
-    probe.close()
+  source = resolve_config(config, source)
+  spec = source.spec() if source is not None else None
+  env_factory = env_factory_from_config(config, config.env.task)
+  probe = env_factory(config.seed)
+  env_spec = DataSpec.from_environment(probe, frame_stack=config.frame_stack,
+                                       task=config.env.task)
+  probe.close()
+  if source is None:
+    spec = env_spec
+  _check_before_training(config, spec, env_spec, source)
   agent = make_agent(config.agent_name, config.agent, spec)
+  fingerprint = run_fingerprint(config, source)
+  workdir = default_workdir(config, fingerprint)
   loop = LoopConfig(seed=config.seed, **config.loop.to_dict())
   result: TrainResult = train(agent, workdir=workdir, loop=loop, data=source,
-                              env_factory=env_factory)
+                              env_factory=env_factory, fingerprint=fingerprint)
   eval_path = os.path.join(workdir, "eval.jsonl")
   evaluations = read_jsonl(eval_path) if os.path.exists(eval_path) else []  # across resumes
   summary: Dict[str, Any] = {
@@ -98,18 +180,26 @@ def run_with_agent(config: ml_collections.ConfigDict, source: Optional[DataSourc
       "final_return_mean": evaluations[-1]["return_mean"] if evaluations else None,
       "final_return_std": evaluations[-1]["return_std"] if evaluations else None,
   }
-  if config.save_replay and result.replay is None:
-    raise ValueError(f"--config.save_replay={config.save_replay}: the run collected no complete "
-                     "episode; raise --config.agent.num_steps above the episode length.")
   if config.save_replay:
+    expected = config.agent.num_steps // max(1, (config.env.episode_length or 500))
+    if result.replay is None:
+      raise ConfigError(f"--config.save_replay={config.save_replay}: the run collected no "
+                       "complete episode; raise --config.agent.num_steps above the episode "
+                       "length.")
+    if result.replay.num_episodes < expected:
+      print(f"note: the replay holds {result.replay.num_episodes} whole episodes, fewer than "
+            f"the {expected} the run collected: --config.loop.replay_capacity="
+            f"{config.loop.replay_capacity} keeps only the newest steps (raise it to keep "
+            "them all).", flush=True)
     metadata = write_dataset(
         config.save_replay, result.replay, task=config.env.task,
         behaviour_policy={"agent": config.agent_name, "kind": "online replay",
                           "env_steps": int(config.agent.num_steps)},
-        action_repeat=config.env.action_repeat, seed=config.seed)
+        action_repeat=config.env.action_repeat, seed=config.seed,
+        extra={"fingerprint": fingerprint})
     summary["replay_path"] = os.path.abspath(config.save_replay)
     print(format_statistics_table(metadata["statistics"], config.save_replay))
-  with open(os.path.join(workdir, "summary.json"), "w") as f:
+  with atomic_text(os.path.join(workdir, "summary.json")) as f:
     json.dump(summary, f, indent=2)
   print(f"final evaluation: {summary['final_return_mean']} ± {summary['final_return_std']} "
         f"({config.agent_name}, {config.env.task}); workdir {summary['workdir']}")
@@ -117,22 +207,15 @@ def run_with_agent(config: ml_collections.ConfigDict, source: Optional[DataSourc
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  del argv
   if _CONFIG.value is None:
     raise app.UsageError("--config is required, e.g. --config=experiments/configs/sac.py:tiny")
-  logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
-  try:
-    run(_CONFIG.value)
-  except (DatasetError, ModelArtifactError) as error:  # bad input: one paragraph, no traceback
-    sys.exit(f"error: {error}")
+  run(_CONFIG.value)
 
 
 if __name__ == "__main__":
   # Flags are defined only when this module is the program, so experiments can import its
   # functions next to other launchers.
-  _CONFIG = config_flags.DEFINE_config_file(
-      "config", None, "Launcher config: experiments/configs/<agent>.py:<preset>.",
-      lock_config=True)
-  os.environ.setdefault("MUJOCO_GL", "egl")
-  app.run(main)
+  _CONFIG = cli.define_config_flag("Launcher config: experiments/configs/<agent>.py:<preset>; "
+                                   "override any field with --config.<key>=<value>.")
+  cli.run(main)

@@ -3,23 +3,26 @@ r"""Trains a world model on an episodic dataset and saves it as an artifact.
   python -m experiments.train_model --config=experiments/configs/ensemble.py:default \
       --config.dataset.path=PATH --config.output=OUT
 
-Prints the holdout report at the end (per-member MSE and NLL, elites, per-dimension MSE and
-variance calibration of the elites).
+Training is a phase of the common loop, with checkpoints and per-epoch logs in
+``<output>.train`` (``--config.workdir``): a rerun of the same command resumes, a workdir made
+for another dataset or config is refused. Prints the holdout report at the end (per-member MSE
+and NLL, elites, per-dimension MSE and variance calibration of the elites). The dataset may be a
+directory or a catalog name.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 from absl import app
-from absl import logging
 import numpy as np
-from ml_collections import config_flags
 
-from worldmodels.data import DatasetError
+from benchmarks.datasets import catalog
+from experiments import cli
+from worldmodels import provenance
 from worldmodels.data.source import DataSource
+from worldmodels.errors import ConfigError
 from worldmodels.models.artifacts import ModelArtifactError, save_model
 from worldmodels.models.ensemble_learner import EnsembleLearner
 from worldmodels.training.loop import LoopConfig, train
@@ -30,6 +33,17 @@ def default_workdir(config) -> str:
   return config.workdir or os.path.abspath(config.output) + ".train"
 
 
+def model_fingerprint(config, source: DataSource) -> dict:
+  """What makes an artifact: the model config and seed, the dataset's identity, the code."""
+  metadata = source.metadata()
+  values = config.to_dict()
+  for key in ("output", "workdir", "log_every_seconds"):
+    values.pop(key, None)
+  return provenance.fingerprint(config=values, dataset={
+      "path": metadata.get("path"),
+      "digest": provenance.file_digest(os.path.join(metadata["path"], "metadata.json"))})
+
+
 def run(config, source: DataSource | None = None) -> dict:
   """Trains (resuming from the workdir's checkpoints), saves and reports; returns the report.
 
@@ -38,28 +52,34 @@ def run(config, source: DataSource | None = None) -> dict:
     source: the data source of ``config.dataset.path``, already loaded (default: loaded here).
   """
   if not config.dataset.path:
-    raise ValueError("--config.dataset.path is required (an episodic dataset directory).")
+    raise ConfigError("--config.dataset.path is required (an episodic dataset directory or a "
+                      "catalog name).")
   if not config.output:
-    raise ValueError("--config.output is required (a new directory for the model artifact).")
+    raise ConfigError("--config.output is required (a new directory for the model artifact).")
   if os.path.exists(config.output):
     raise ModelArtifactError(f"{config.output}: already exists; artifacts are never overwritten.")
-  source = source or DataSource.load(config.dataset.path,
+  source = source or DataSource.load(catalog.dataset_path(config.dataset.path,
+                                                          config.dataset.root),
                                      observation_keys=(config.dataset.observation_key,))
-  learner = EnsembleLearner.from_source(config.model, source,
-                                        observation_key=config.dataset.observation_key)
+  try:
+    learner = EnsembleLearner.from_source(config.model, source,
+                                          observation_key=config.dataset.observation_key)
+  except ValueError as error:
+    raise ConfigError(f"--config.dataset.path={config.dataset.path}: {error}") from None
   workdir = default_workdir(config)
+  fingerprint = model_fingerprint(config, source)
   loop = LoopConfig(steps_per_chunk=learner.num_batches, eval_every=0, eval_episodes=0,
                     checkpoint_every=config.checkpoint_every_epochs * learner.num_batches,
                     seed=config.seed, max_to_keep=2, log_every_seconds=config.log_every_seconds)
   start = time.time()
-  state = train(learner, workdir=workdir, loop=loop, data=source).state
+  state = train(learner, workdir=workdir, loop=loop, data=source, fingerprint=fingerprint).state
   model, report = learner.trained_model(state), learner.report(state)
   summary = dict(report.as_dict(), train_seconds=time.time() - start)
   metadata = source.metadata()
   save_model(config.output, learner.ensemble, model, report=summary,
              provenance={"dataset": metadata.get("path", config.dataset.path),
                          "task": metadata.get("task"), "seed": config.seed,
-                         "workdir": workdir})
+                         "workdir": workdir, "fingerprint": fingerprint})
   np.set_printoptions(precision=4, suppress=True)
   print(f"trained {config.model.num_members} members for {report.epochs} epochs on "
         f"{report.transitions} transitions in {summary['train_seconds']:.0f} s")
@@ -73,20 +93,15 @@ def run(config, source: DataSource | None = None) -> dict:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  del argv
   if _CONFIG.value is None:
     raise app.UsageError("--config is required, e.g. --config=experiments/configs/ensemble.py")
-  logging.set_verbosity(logging.WARNING)
-  try:
-    run(_CONFIG.value)
-  except (DatasetError, ModelArtifactError, ValueError) as error:
-    sys.exit(f"error: {error}")
+  run(_CONFIG.value)
 
 
 if __name__ == "__main__":
   # Flags are defined only when this module is the program, so experiments can import its
   # functions next to other launchers.
-  _CONFIG = config_flags.DEFINE_config_file(
-      "config", None, "Model config: experiments/configs/ensemble.py:<preset>.", lock_config=True)
-  app.run(main)
+  _CONFIG = cli.define_config_flag("Model config: experiments/configs/ensemble.py:<preset>; "
+                                   "override any field with --config.<key>=<value>.")
+  cli.run(main)

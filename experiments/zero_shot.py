@@ -21,7 +21,8 @@ import numpy as np
 
 from benchmarks.datasets import catalog
 from benchmarks.envs import make_env_factory
-from benchmarks.protocols.zero_shot import GridResult, evaluate_grid, merge_seeds
+from benchmarks.protocols.zero_shot import (GridResult, evaluate_grid, merge_seeds,
+                                            overview_figure, shared_scale)
 from benchmarks.shifts import (CHEETAH_GRID_FACTORS, WALKER_GRID_FACTORS, grid,
                                make_shifted_env_factory)
 from experiments import train as train_launcher
@@ -30,9 +31,13 @@ from experiments.configs import ensemble as ensemble_configs
 from experiments.configs import mopo as mopo_configs
 from experiments.configs import sac as sac_configs
 from experiments.configs import zero_shot as size_configs
+from worldmodels.io import atomic_text
 from worldmodels.data import format_statistics_table, read_metadata
 from worldmodels.data.source import DataSource
+from worldmodels.errors import ConfigError
 from worldmodels.models.artifacts import read_model_metadata
+from worldmodels.provenance import (FINGERPRINT_FILE, FingerprintError, differences, digest,
+                                    file_digest)
 
 PolicyFactory = Callable[[Any], Any]  # trained agent -> the stateful policy evaluated
 
@@ -89,12 +94,13 @@ class CommonFlags:
   preset's value, a set one overrides it (:meth:`config`).
   """
 
-  def __init__(self, results_dir: str, flag_values: flags.FlagValues = flags.FLAGS, *,
+  def __init__(self, publish_dir: str, flag_values: flags.FlagValues = flags.FLAGS, *,
                sizes: str = "cpu", workdir: str = "runs/mopo", seeds: Optional[int] = None):
     """Defines the flags (in ``flag_values``).
 
     Args:
-      results_dir: default ``--results_dir``.
+      publish_dir: where ``--publish`` writes the results (the committed ones, beside the
+        experiment).
       flag_values: the flag registry.
       sizes: default ``--sizes`` preset (the demo's is ``demo``).
       workdir: default ``--workdir``.
@@ -105,7 +111,11 @@ class CommonFlags:
     self.task = define("string", "task", "cheetah-run", "dm_control task.")
     self.workdir = define("string", "workdir", workdir,
                           "Runs, dataset and model (shared by the MOPO and AugWM runs).")
-    self.results_dir = define("string", "results_dir", results_dir, "Where results are written.")
+    self.results_dir = define("string", "results_dir", None, "Where the results are written "
+                              "(default: <workdir>/results/<experiment>; see --publish).")
+    self.publish = define("bool", "publish", False, f"Write the results into {publish_dir}, "
+                          "the committed results beside the experiment, instead of the workdir.")
+    self._publish_dir = publish_dir
     self.preset = define("string", "preset", "halfcheetah-mixed",
                          "AugWM table-3 preset giving (h, lambda).")
     self.sizes = flags.DEFINE_enum(
@@ -129,6 +139,21 @@ class CommonFlags:
         "(benchmarks.datasets).")
     self.data_root = define("string", "data_root", None, "Catalog root for --dataset names "
                             "(default $WORLDMODELS_DATA or ~/.worldmodels/datasets).")
+
+  def output_dir(self) -> str:
+    """Where results go: ``--results_dir``, the committed directory with ``--publish``, else
+    ``<workdir>/results/<experiment>`` (default runs never overwrite committed results, and
+    the programs sharing a workdir keep their own results).
+
+    Raises:
+      ConfigError: both ``--publish`` and ``--results_dir``.
+    """
+    if self.publish.value and self.results_dir.value:
+      raise ConfigError("--publish and --results_dir both say where the results go; give one.")
+    if self.publish.value:
+      return self._publish_dir
+    return self.results_dir.value or os.path.join(
+        self.workdir.value, "results", os.path.basename(os.path.normpath(self._publish_dir)))
 
   def config(self):
     """The experiment's sizes: the preset with the size flags that were set applied."""
@@ -159,10 +184,12 @@ class CommonFlags:
       c.agent.rollout_batch_size = sizes.rollout_batch
 
   def prepare(self) -> "Prepared":
-    """The sizes, the dataset (loaded once) and the model, building what is missing."""
+    """The sizes, the dataset (loaded once) and the model, building what is missing (after
+    checking the flags, so that bad ones fail before any training)."""
+    self.output_dir()
     sizes = self.config()
     if self.dataset.value:
-      dataset = resolve_dataset(self.dataset.value, self.data_root.value)
+      dataset = catalog.dataset_path(self.dataset.value, self.data_root.value)
     else:
       dataset = ensure_dataset(self.task.value, sizes, self.workdir.value)
     source = load_source(dataset)
@@ -208,15 +235,6 @@ def _configure(c, task, sizes, workdir, stage, steps, seed):
   return c
 
 
-def resolve_dataset(name_or_path: str, root: Optional[str]) -> str:
-  """A dataset directory, or the directory of a catalog name (never built here: the message of
-  a missing one gives the ``benchmarks.datasets generate`` command)."""
-  if os.path.isdir(name_or_path) or not name_or_path.startswith(catalog.SUITE + "/"):
-    read_metadata(name_or_path)  # a clear DatasetError if it is not a dataset
-    return name_or_path
-  return catalog.resolve(name_or_path, root=root, confirm=lambda message: False)
-
-
 def describe_dataset(metadata: dict, sac_steps: int) -> str:
   """One sentence on where a dataset came from (its card, else the SAC replay of a run)."""
   card = metadata.get("extra", {}).get("card", {})
@@ -227,16 +245,31 @@ def describe_dataset(metadata: dict, sac_steps: int) -> str:
           "medium-replay style dataset.")
 
 
+def _refuse_unless_same(path: str, recorded: Optional[dict], asked: dict, what: str,
+                       workdir: str) -> None:
+  changed = (["(no fingerprint: made by older code)"] if recorded is None
+             else differences(recorded, asked))
+  if changed:
+    raise FingerprintError(
+        f"{path}: this {what} was made by another configuration, so it is not reused "
+        f"({'; '.join(changed[:6])}); give the experiment another --workdir than {workdir}.")
+
+
 def ensure_dataset(task: str, sizes, workdir: str) -> str:
-  """The replay of an online SAC run (a mixed / medium-replay style dataset)."""
+  """The replay of an online SAC run (a mixed / medium-replay style dataset); an existing one
+  is reused only when the same SAC configuration made it."""
   path = os.path.join(workdir, "dataset")
-  if not os.path.exists(os.path.join(path, "metadata.json")):
-    sac = _configure(sac_configs.get_config(sizes.stage_preset), task, sizes, workdir, "sac",
-                     sizes.sac_steps, 0)
-    sac.save_replay = path
-    sac.loop.replay_capacity = sizes.sac_steps + sizes.sac_steps // 10 + 10
-    print(f"== dataset: SAC online on {task}, {sizes.sac_steps} env steps", flush=True)
-    train_launcher.run(sac)
+  sac = _configure(sac_configs.get_config(sizes.stage_preset), task, sizes, workdir, "sac",
+                   sizes.sac_steps, 0)
+  sac.save_replay = path
+  sac.loop.replay_capacity = sizes.sac_steps + sizes.sac_steps // 10 + 10
+  if os.path.exists(path):
+    train_launcher.resolve_config(sac)
+    _refuse_unless_same(path, read_metadata(path)["extra"].get("fingerprint"),
+                        train_launcher.run_fingerprint(sac, None), "dataset", workdir)
+    return path
+  print(f"== dataset: SAC online on {task}, {sizes.sac_steps} env steps", flush=True)
+  train_launcher.run(sac)
   return path
 
 
@@ -245,13 +278,17 @@ def ensure_model(dataset: str, workdir: str, sizes, source: Optional[DataSource]
   (``sizes.model_max_epochs`` caps training when early stopping has not ended it; ``source``:
   the dataset, already loaded)."""
   path = os.path.join(workdir, "ensemble")
-  if not os.path.exists(os.path.join(path, "model.json")):
-    mc = ensemble_configs.get_config(sizes.model_preset)
-    mc.dataset.path, mc.output = dataset, path
-    if sizes.model_max_epochs is not None:
-      mc.model.max_epochs = sizes.model_max_epochs
-    print("== ensemble", flush=True)
-    model_launcher.run(mc, source)
+  mc = ensemble_configs.get_config(sizes.model_preset)
+  mc.dataset.path, mc.output = dataset, path
+  if sizes.model_max_epochs is not None:
+    mc.model.max_epochs = sizes.model_max_epochs
+  if os.path.exists(path):
+    recorded = read_model_metadata(path)["provenance"].get("fingerprint")
+    _refuse_unless_same(path, recorded, model_launcher.model_fingerprint(mc, source),
+                        "world model", workdir)
+    return path
+  print("== ensemble", flush=True)
+  model_launcher.run(mc, source)
   return path
 
 
@@ -305,7 +342,8 @@ def run_agents(task: str, inputs: Prepared, workdir: str, runs: Sequence[AgentRu
   Args:
     factors: mass x damping factors of the grid (used when ``settings`` is None).
     settings: the perturbations to evaluate on (any list, e.g. crippled actuators).
-    tag: names the cached per-seed evaluations (``<tag>-<row>.json`` in each run's workdir).
+    tag: names the cached per-seed evaluations (``<tag>-<row>-<digest>.json`` in each run's
+      workdir; the digest covers the trained run, the settings and the episodes).
 
   Returns:
     ``(unshifted, results, linear_r2)``: row name -> per-seed unshifted returns; row name ->
@@ -328,21 +366,30 @@ def run_agents(task: str, inputs: Prepared, workdir: str, runs: Sequence[AgentRu
         policy = policy_for(agent)
         r2: List[float] = []  # per episode evaluated in this process
         keep_r2 = lambda cell, episode, result: r2.append(_linear_r2(result.carry))
+        # Cached evaluations are named after what makes them: the trained run, the row, the
+        # settings and the episodes, so a changed grid is never served from an old cache.
+        run_digest = file_digest(os.path.join(c.workdir, FINGERPRINT_FILE))
+        name = lambda kind, *parts: (
+            f"{kind}-{slug(row)}-{digest([run_digest, row, sizes.episode_length, *parts])[:8]}"
+            ".json")
         # Unshifted: the default dynamics, with this row's policy (e.g. its test-time context).
-        default = _cached(os.path.join(c.workdir, f"unshifted-{slug(row)}.json"),
+        default = _cached(os.path.join(c.workdir, name("unshifted", sizes.eval_episodes,
+                                                       "seeds 10000+1000k")),
                           lambda: evaluate_grid(policy, state, factory_for, grid([1.0], [1.0]),
-                                                sizes.eval_episodes, seed=30_000 + 100 * seed,
+                                                sizes.eval_episodes, seed=10_000 + 1000 * seed,
                                                 on_episode=keep_r2))
         unshifted.setdefault(row, []).append(float(default.returns.mean()))
-        seed_grid = _cached(os.path.join(c.workdir, f"{tag}-{slug(row)}.json"),
+        seed_grid = _cached(os.path.join(c.workdir, name(tag, [s.name for s in settings],
+                                                         sizes.grid_episodes)),
                             lambda: evaluate_grid(policy, state, factory_for, settings,
                                                   sizes.grid_episodes, seed=20_000 + 100 * seed,
                                                   on_episode=keep_r2))
         seed_grids.setdefault(row, []).append(seed_grid)
         r2 = [value for value in r2 if value is not None]
-        r2_path = os.path.join(c.workdir, f"r2-{slug(row)}.json")
+        r2_path = os.path.join(c.workdir, name("r2", [s.name for s in settings],
+                                               sizes.grid_episodes, sizes.eval_episodes))
         if tag == "grid" and r2:
-          with open(r2_path, "w") as f:  # AugWM's online linear model on the episodes
+          with atomic_text(r2_path) as f:  # AugWM's online linear model on the episodes
             json.dump(r2, f)
         if os.path.exists(r2_path):
           with open(r2_path) as f:
@@ -367,20 +414,32 @@ def write_results(results_dir: str, title: str, command: str, revision: str, sta
   dataset_label = f"{task} {card['kind']}" if card else f"{task} SAC replay"
   model_meta = read_model_metadata(model_path)
   report = model_meta["report"]
-  lines = ["| Agent | Seeds | Unshifted return (mean ± std over seeds) | Per seed | "
-           "Grid mean ± std over seeds |", "| --- | ---: | ---: | --- | ---: |"]
+  lines = ["| Agent | Seeds | Unshifted return | Per seed | Grid mean |",
+           "| --- | ---: | ---: | --- | ---: |"]
   for name, values in unshifted.items():
     values = np.asarray(values)
     gm, gs = grids[name].overall_mean_std()
-    lines.append(f"| {name} | {len(values)} | {values.mean():.1f} ± {values.std():.1f} | "
-                 f"{', '.join(f'{v:.1f}' for v in values)} | {gm:.1f} ± {gs:.1f} |")
+    if len(values) > 1:  # ± over seeds
+      unshifted_text, grid_text = f"{values.mean():.1f} ± {values.std():.1f}", f"{gm:.1f} ± {gs:.1f}"
+    else:  # one seed: no spread over seeds to show
+      unshifted_text = f"{values.mean():.1f}"
+      grid_text = f"{gm:.1f} (± {gs:.1f} over episodes)"
+    lines.append(f"| {name} | {len(values)} | {unshifted_text} | "
+                 f"{', '.join(f'{v:.1f}' for v in values)} | {grid_text} |")
   main_table = "\n".join(lines)
+  scale = shared_scale(list(grids.values())) if all(g.is_grid for g in grids.values()) else None
   for name, result in grids.items():
-    result.heatmap(os.path.join(results_dir, f"grid_{slug(name)}.png"),
-                   f"{name} on {task}: mass x damping (zero-shot)")
+    if scale is not None:
+      result.heatmap(os.path.join(results_dir, f"grid_{slug(name)}.png"),
+                     f"{name} on {task}: mass x damping, zero-shot", scale)
     result.save(os.path.join(results_dir, f"grid_{slug(name)}.json"))  # per-seed returns
+  if scale is not None:
+    overview_figure(grids, os.path.join(results_dir, "overview.png"),
+                    f"{title}: every agent's zero-shot grid on one scale, and its difference "
+                    "to MOPO", baseline="MOPO" if "MOPO" in grids else None)
+  seeds = sorted({len(v) for v in unshifted.values()})
   wall = time.time() - started
-  with open(os.path.join(results_dir, "RESULTS.md"), "w") as f:
+  with atomic_text(os.path.join(results_dir, "RESULTS.md")) as f:
     f.write(f"# {title}\n\nCommand: `{command.strip()}`; git revision `{revision}`; "
             f"{platform.machine()}, {os.cpu_count()} CPU cores; wall time of this invocation "
             f"{wall / 60:.1f} min (stages found done in the workdir are not re-run).\n\n"
@@ -399,11 +458,17 @@ def write_results(results_dir: str, title: str, command: str, revision: str, sta
             f"## Returns\n\nGrid: {len(next(iter(grids.values())).settings)} "
             f"cells, {sizes.grid_episodes} episodes per cell and seed; unshifted (default "
             f"dynamics): {sizes.eval_episodes} episodes per seed, each row with its own "
-            "policy (e.g. its test-time context).\n\n"
-            f"{main_table}\n\n")
+            "policy (e.g. its test-time context). The unshifted episodes are those of the "
+            "training loop's final evaluation (env seeds 10,000 + 1,000 x seed), so for an "
+            "agent acting with its own policy the two agree; ± is the std over seeds"
+            + (" (one seed: the grid's ± is over its episodes, and the unshifted return has "
+               "none)" if seeds == [1] else "") + ".\n\n"
+            f"{main_table}\n\n"
+            + ("![every agent on one scale, and minus MOPO](overview.png)\n\n"
+               if scale is not None else ""))
     for name, result in grids.items():
-      f.write(f"### {name} on the grid (mean ± std over seeds)\n\n{result.returns_table()}\n\n"
-              f"![{name}](grid_{slug(name)}.png)\n\n")
+      f.write(f"### {name} on the grid ({result.samples_label})\n\n{result.returns_table()}"
+              "\n\n" + (f"![{name}](grid_{slug(name)}.png)\n\n" if scale is not None else ""))
     for name, values in (linear_r2 or {}).items():
       values = np.asarray(values, float)
       values = values[np.isfinite(values)]
@@ -412,10 +477,11 @@ def write_results(results_dir: str, title: str, command: str, revision: str, sta
                 f"episode, mean {values.mean():.3f}, median {np.median(values):.3f}, min "
                 f"{values.min():.3f} over {values.size} evaluation episodes.\n\n")
     for a, b in comparisons:
-      f.write(f"### {a} minus {b} per cell (Welch t-test over seeds; ★ p < 0.05)\n\n"
+      over = "seeds" if len(grids[a].seeds) > 1 else "episodes (one seed)"
+      f.write(f"### {a} minus {b} per cell (two-sided Welch t-test over {over}; ★ p < 0.05)\n\n"
               f"{grids[a].compare(grids[b]).table()}\n\n")
     f.write(f"## Settings\n\n{settings_text}\n")
-  with open(os.path.join(results_dir, "results.json"), "w") as f:
+  with atomic_text(os.path.join(results_dir, "results.json")) as f:
     json.dump({"unshifted": unshifted,
                "grid_overall": {k: g.overall_mean_std() for k, g in grids.items()}}, f, indent=1)
   return main_table

@@ -179,15 +179,23 @@ def test_bad_obs_type_names_the_argument():
 
 
 def test_import_is_lazy_and_pixels_default_to_egl():
+  """Importing ``benchmarks`` (any entry point under it, or API use) picks EGL before
+  dm_control can be imported, unless the shell chose a backend; no GLFW warning."""
   result = _run_script("""
       import os, sys
       import benchmarks.envs
       assert "dm_control" not in sys.modules
-      assert "MUJOCO_GL" not in os.environ
+      assert os.environ["MUJOCO_GL"] == "egl"
       env = benchmarks.envs.make_env("walker-walk", obs_type="pixels")
       print(os.environ["MUJOCO_GL"], env.reset().observation["pixels"].shape)
       """, mujoco_gl=None)
   assert result.stdout.split() == ["egl", "(64,", "64,", "3)"]
+  assert "GLFW" not in result.stderr and "DISPLAY" not in result.stderr
+  chosen = _run_script("""
+      import os, benchmarks
+      print(os.environ["MUJOCO_GL"])
+      """, mujoco_gl="osmesa")
+  assert chosen.stdout.split() == ["osmesa"]  # the shell's choice is kept
 
 
 def test_rendering_failure_raises_rendering_error():
@@ -200,7 +208,7 @@ def test_rendering_failure_raises_rendering_error():
         print(error)
       """, mujoco_gl="disable")
   message = result.stdout
-  assert "MUJOCO_GL='disable'" in message
+  assert "with the disable OpenGL backend (MUJOCO_GL='disable' when dm_control was" in message
   assert "No OpenGL rendering backend is available" in message
-  assert "EGL" in message and "OSMesa" in message and "MUJOCO_GL=egl" in message
+  assert "libegl1" in message and "libosmesa6" in message and "try MUJOCO_GL=egl" in message
   assert issubclass(RenderingError, RuntimeError)

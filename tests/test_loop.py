@@ -18,8 +18,8 @@ from worldmodels.agents.td3bc import config as td3bc_config
 from worldmodels.data.source import DataSource
 from worldmodels.data.spec import DataSpec
 from worldmodels.training.checkpoint import Checkpointer
-from worldmodels.training.loop import (LoopConfig, NonFiniteLossError, restore_snapshot,
-                                      snapshot_steps, train)
+from worldmodels.training.loop import (DivergenceError, LoopConfig, NonFiniteLossError,
+                                      restore_snapshot, snapshot_steps, train)
 
 SPEC = DataSpec({"state": ((4,), np.float32)}, 2, {}, {"state": np.zeros(4)},
                 {"state": np.ones(4)})
@@ -89,9 +89,16 @@ def test_online_sac_collects_evaluates_and_exports(tmp_path):
   assert np.asarray(replay.is_first)[::21].all() and np.asarray(replay.is_last)[20::21].all()
   for name in ("train.jsonl", "train.csv", "eval.jsonl", "eval.csv"):
     assert os.path.getsize(tmp_path / name) > 0
-  # A finished run resumes to the same state without training again.
-  again = train(agent, workdir=str(tmp_path), loop=loop, env_factory=factory)
+  # A finished run resumes to the same state without training again: no new log rows, no new
+  # checkpoint, and the environment is never stepped.
+  logs = (tmp_path / "train.jsonl").read_text()
+  steps = Checkpointer(str(tmp_path)).all_steps()
+  never = lambda seed: (_ for _ in ()).throw(AssertionError("the finished run made an env"))
+  again = train(agent, workdir=str(tmp_path), loop=dataclasses.replace(loop, eval_episodes=0),
+                env_factory=never)
   _assert_same(again.state, result.state)
+  assert (tmp_path / "train.jsonl").read_text() == logs
+  assert Checkpointer(str(tmp_path)).all_steps() == steps
 
 
 def test_online_resume_at_an_episode_boundary_equals_uninterrupted(tmp_path):
@@ -124,3 +131,24 @@ def test_online_resume_at_an_episode_boundary_equals_uninterrupted(tmp_path):
                restore_snapshot(agent, str(tmp_path / "a"), 80))
   with pytest.raises(FileNotFoundError, match=r"no snapshot at step 60.*\[40, 80, 100\]"):
     restore_snapshot(agent, str(tmp_path / "b"), 60)
+
+
+def test_the_divergence_guard_warns_or_stops_on_a_planted_exploding_loss(tmp_path, capsys):
+  source = DataSource({"synthetic": synthetic_steps((30, 40, 25))})
+  agent = _agent()
+
+  def exploding(state, batch, frozen):
+    state, metrics = agent.update(state, batch, frozen)
+    return state, dict(metrics, critic_loss=jax.numpy.where(state.step > 50, 3e17,
+                                                            metrics["critic_loss"]))
+
+  phases = [dataclasses.replace(agent.phases()[0], update=exploding)]
+  train(agent, workdir=str(tmp_path / "warn"), loop=LOOP, data=source, phases=phases)
+  out = capsys.readouterr().out
+  assert out.count("may be diverging") == 1 and "critic_loss=3e+17" in out  # once, not per chunk
+  stop = dataclasses.replace(LOOP, on_divergence="stop")
+  with pytest.raises(DivergenceError, match=r"critic_loss=3e\+17.*threshold 1e\+08.*checkpoint "
+                     r"\(step 50\)"):
+    train(_agent(), workdir=str(tmp_path / "stop"), loop=stop, data=source, phases=phases)
+  with pytest.raises(ValueError, match="on_divergence must be 'warn' or 'stop'"):
+    LoopConfig(on_divergence="panic")

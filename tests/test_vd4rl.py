@@ -14,6 +14,7 @@ from benchmarks.datasets import catalog, configs, vd4rl
 from benchmarks.envs import make_env
 from tests.conftest import synthetic_steps
 from worldmodels.data import DatasetError, dataset_statistics, load_dataset, read_metadata
+from worldmodels.provenance import FingerprintError
 
 TASK = "walker-walk"
 EPISODE = 20  # agent steps per episode in the tiny preset
@@ -26,6 +27,12 @@ def generated(tmp_path_factory):
   config = configs.get_config(f"{TASK}/tiny")
   paths = vd4rl.generate(config, root, configs.DATASET_KINDS, image_sizes=(16,))
   return root, config, paths
+
+
+def dict_override(config, key: str, value):
+  """``config`` with one dotted field set."""
+  catalog.apply_overrides(config, {key: str(value)})
+  return config
 
 
 def _episode_lengths(steps):
@@ -127,7 +134,10 @@ def test_rollouts_resume_to_exactly_the_uninterrupted_dataset(tmp_path):
   with pytest.raises(KeyboardInterrupt):
     vd4rl.collect_rollouts(config, interrupted, "random", dies_in_episode_3, 100,
                            {"kind": "random"}, card)
-  assert read_metadata(interrupted)["num_episodes"] == 2  # one shard of 2 committed
+  # One shard of 2 committed; readers refuse the incomplete dataset, its writer resumes it.
+  assert read_metadata(interrupted, allow_incomplete=True)["num_episodes"] == 2
+  with pytest.raises(DatasetError, match="incomplete"):
+    read_metadata(interrupted)
   vd4rl.collect_rollouts(config, interrupted, "random", vd4rl._random_episodes(config, *bounds),
                          100, {"kind": "random"}, card)
   a, meta_a = load_dataset(reference)
@@ -197,6 +207,19 @@ def test_catalog_names_resolve_and_list(generated, tmp_path):
   path = catalog.resolve("vd4rl/walker_walk/random/state", root=str(tmp_path), build=True,
                          scale="tiny", overrides={"sizes.random": "40"})
   assert read_metadata(path)["num_transitions"] == 40
+  # A tiny build is never served as another scale or with other settings; any scale is
+  # served when none is asked for (the card says which).
+  assert catalog.resolve("vd4rl/walker_walk/random/state", root=str(tmp_path), scale="tiny",
+                         overrides={"sizes.random": "40"}) == path
+  with pytest.raises(FingerprintError, match=r"other settings.*size: 40 -> 100000"):
+    catalog.resolve("vd4rl/walker_walk/random/state", root=str(tmp_path), scale="full")
+  with pytest.raises(FingerprintError, match=r"seed: 0 -> 3"):
+    catalog.resolve("vd4rl/walker_walk/random/state", root=str(tmp_path), scale="tiny",
+                    overrides={"sizes.random": "40", "seed": "3"})
+  assert catalog.resolve("vd4rl/walker_walk/random/state", root=str(tmp_path)) == path
+  with pytest.raises(FingerprintError, match="sizes.expert"):  # the CLI's generate checks too
+    vd4rl.generate_dataset(dict_override(configs.get_config(f"{TASK}/tiny"), "sizes.expert",
+                                         41), root, "expert")
   rows = {row["name"]: row for row in catalog.list_datasets(root, observations=("state",))}
   assert rows["vd4rl/walker_walk/expert/state"]["status"] == "built"
   assert rows["vd4rl/cheetah_run/expert/state"]["status"] == "missing"

@@ -24,6 +24,7 @@ import os
 import sys
 from typing import Sequence
 
+from worldmodels.cli import guarded
 from worldmodels.data.errors import DatasetError
 from worldmodels.data.reader import read_metadata
 from worldmodels.data.stats import dataset_statistics, format_statistics_table
@@ -202,12 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
   args = build_parser().parse_args(argv)
+  from benchmarks.datasets.catalog import DatasetNotBuiltError  # pylint: disable=import-outside-toplevel
   from benchmarks.datasets.vd4rl import GenerationError  # pylint: disable=import-outside-toplevel
-  try:
-    return args.run(args)
-  except (DatasetError, GenerationError, ValueError, FileNotFoundError) as error:
-    print(f"error: {error}", file=sys.stderr)
-    return 1
+  # Bad input, a refusal (lock, fingerprint) or an interrupt: one paragraph, no traceback.
+  return guarded(args.run, extra_errors=(GenerationError, DatasetNotBuiltError, ValueError,
+                                         FileNotFoundError))(args)
 
 
 if __name__ == "__main__":

@@ -96,12 +96,13 @@ def catalog_names(observations=("state", "64px", "84px")) -> List[str]:
           for kind in configs.DATASET_KINDS for observation in observations]
 
 
-class DatasetNotBuiltError(LookupError):
-  """A catalog dataset is not on disk and building it was not allowed."""
+class DatasetNotBuiltError(DatasetError):
+  """A catalog dataset is not on disk and building it was not allowed (the message gives the
+  command that builds it)."""
 
 
-def resolve(name: str, *, root: Optional[str] = None, build: bool = False, scale: str = "full",
-            overrides: Optional[dict] = None,
+def resolve(name: str, *, root: Optional[str] = None, build: bool = False,
+            scale: Optional[str] = None, overrides: Optional[dict] = None,
             confirm: Optional[Callable[[str], bool]] = None) -> str:
   """The directory of catalog dataset ``name``, generating it first if it is missing.
 
@@ -109,7 +110,10 @@ def resolve(name: str, *, root: Optional[str] = None, build: bool = False, scale
     name: catalog name, e.g. ``vd4rl/walker_walk/medium/64px``.
     root: catalog root (default :func:`default_root`).
     build: generate a missing dataset without asking.
-    scale: generation preset scale ("full", "cpu", "tiny") for a missing dataset.
+    scale: generation preset scale ("full", "cpu", "tiny"). Given: an existing dataset must
+      have been generated at that scale with ``overrides`` (else ``FingerprintError``: a tiny
+      build is never served as the full one). None: any existing dataset (its card says how
+      it was made); a missing one is built at "full".
     overrides: dotted config overrides for the generation (``{"seed": 1}``).
     confirm: asked ``confirm(message)`` before a generation when ``build`` is False (default:
       a yes/no prompt on an interactive terminal, refusal otherwise).
@@ -124,10 +128,16 @@ def resolve(name: str, *, root: Optional[str] = None, build: bool = False, scale
   parsed = parse_name(name)
   root = root or default_root()
   path = parsed.path(root)
-  if os.path.isfile(os.path.join(path, "metadata.json")):
-    return path
-  config = configs.get_config(f"{parsed.task}/{scale}")
+  config = configs.get_config(f"{parsed.task}/{scale or 'full'}")
   apply_overrides(config, overrides or {})
+  if os.path.isfile(os.path.join(path, "metadata.json")):
+    if scale is not None:
+      fingerprint = vd4rl.generation_fingerprint(config, parsed.kind)
+      if parsed.image_size:
+        fingerprint = dict(fingerprint, image_size=parsed.image_size)
+      vd4rl._is_complete(path, fingerprint)  # pylint: disable=protected-access
+    return path
+  scale = scale or "full"
   needs_behaviour = parsed.kind != "random" and not os.path.isdir(os.path.join(
       vd4rl.task_directory(root, parsed.task), vd4rl.BEHAVIOUR_DIR, vd4rl.TRAINING_REPLAY))
   cost = (f"trains a SAC behaviour policy for {config.behaviour.num_steps:,} environment steps "
@@ -139,11 +149,27 @@ def resolve(name: str, *, root: Optional[str] = None, build: bool = False, scale
       command = (f"python -m benchmarks.datasets generate {parsed.task}/{scale} --kinds "
                  f"{parsed.kind}" + (f" --pixels {parsed.image_size}" if parsed.image_size
                                      else "") + f" --root {root}")
-      raise DatasetNotBuiltError(f"dataset {name} is not built in {root}; build it with: "
-                                 f"{command}  (or resolve(..., build=True)).")
+      raise DatasetNotBuiltError(name, f"not built in {root}; build it with: {command}  (or "
+                                 "resolve(..., build=True)).")
   sizes = (parsed.image_size,) if parsed.image_size else ()
   paths = vd4rl.generate_dataset(config, root, parsed.kind, sizes)
   return paths[parsed.observation]
+
+
+def dataset_path(name_or_path: str, root: Optional[str] = None) -> str:
+  """A dataset directory, or the directory of a catalog name (``vd4rl/...``; never built
+  here: the error for a missing one gives the ``benchmarks.datasets generate`` command).
+
+  Raises:
+    DatasetError: not a readable, complete dataset.
+    DatasetNotBuiltError: a catalog name that is not built under ``root``.
+  """
+  if os.path.isdir(name_or_path) or not name_or_path.startswith(SUITE + "/"):
+    read_metadata(name_or_path)  # a clear DatasetError if it is not a dataset
+    return name_or_path
+  path = resolve(name_or_path, root=root, confirm=lambda message: False)
+  read_metadata(path)
+  return path
 
 
 def _ask_on_terminal(message: str) -> bool:

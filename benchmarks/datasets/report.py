@@ -14,6 +14,7 @@ import json
 import os
 from typing import Sequence
 
+from worldmodels.io import atomic_text
 from worldmodels.data import read_metadata
 from worldmodels.provenance import git_revision
 
@@ -94,6 +95,6 @@ def write_report(root: str, tasks: Sequence[str], output: str, command: str) -> 
     lines += _task_section(root, task)
   text = "\n".join(lines) + ("\n" + reading if reading else "")
   os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-  with open(output, "w", encoding="utf-8") as f:
+  with atomic_text(output) as f:
     f.write(text)
   return text

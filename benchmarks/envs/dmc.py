@@ -58,6 +58,9 @@ _DEFAULT_CAMERA_ID = 0
 _DOMAIN_CAMERA_IDS = {"quadruped": 2}
 
 
+_BACKEND_AT_IMPORT: dict = {}  # MUJOCO_GL when dm_control was first imported here
+
+
 class RenderingError(RuntimeError):
   """MuJoCo could not render pixel observations (no usable OpenGL backend)."""
 
@@ -209,11 +212,15 @@ class DMCEnv(dm_env.Environment):
 
 
 def _rendering_error(error: Exception) -> RenderingError:
+  """What was tried and what to do: the backend dm_control chose at its import (from
+  ``MUJOCO_GL`` then, which ``benchmarks`` sets to egl unless the shell set it)."""
+  chosen = _BACKEND_AT_IMPORT.get("MUJOCO_GL", os.environ.get("MUJOCO_GL"))
+  other = "osmesa" if chosen == "egl" else "egl"
   return RenderingError(
-      f"MuJoCo rendering failed with MUJOCO_GL={os.environ.get('MUJOCO_GL')!r}: "
-      f"{type(error).__name__}: {error}. Install EGL (e.g. libegl1) or OSMesa "
-      "(libosmesa6), or set MUJOCO_GL=egl before dm_control is first imported (it picks its "
-      "OpenGL backend once, at import).")
+      f"MuJoCo rendering failed with the {chosen or 'default (GLFW)'} OpenGL backend "
+      f"(MUJOCO_GL={chosen!r} when dm_control was imported): {type(error).__name__}: {error}. "
+      f"Install its library (egl: libegl1; osmesa: libosmesa6), or try MUJOCO_GL={other} in "
+      "the shell.")
 
 
 def _load_suite_env(domain: str, task: str, seed: int, needs_rendering: bool,
@@ -221,6 +228,7 @@ def _load_suite_env(domain: str, task: str, seed: int, needs_rendering: bool,
   """Imports dm_control (setting ``MUJOCO_GL=egl`` first if pixels are needed) and loads."""
   if needs_rendering:
     os.environ.setdefault("MUJOCO_GL", "egl")
+  _BACKEND_AT_IMPORT.setdefault("MUJOCO_GL", os.environ.get("MUJOCO_GL"))
   try:
     from dm_control import suite
   except Exception as error:  # A missing OpenGL library fails the backend import.

@@ -102,7 +102,7 @@ def dataset_footprint(frames: int, workdir: str, episode_length: int | None = No
           "render_seconds": render_seconds, "load_seconds": load_seconds}
 
 
-def main(argv=None) -> None:
+def main(argv=None, tiny: bool = False) -> None:
   parser = argparse.ArgumentParser(prog="python -m benchmarks.perf render")
   parser.add_argument("--frames", type=int, default=100_000,
                       help="transitions of the 84px dataset whose footprint is measured")
@@ -110,7 +110,7 @@ def main(argv=None) -> None:
                       "a temporary directory, removed at the end)")
   args = parser.parse_args(argv)
   os.environ.setdefault("MUJOCO_GL", "egl")
-  speeds = [render_speed(size) for size in (64, 84)]
+  speeds = [render_speed(size, **({"frames": 4} if tiny else {})) for size in (64, 84)]
   for row in speeds:
     print(f"walker-walk {row['image_size']}x{row['image_size']}: {row['from_states']:.1f} "
           f"frames/s from saved physics states; {row['while_stepping']:.1f} frames/s rendering "
@@ -118,7 +118,8 @@ def main(argv=None) -> None:
           flush=True)
   workdir = args.workdir or tempfile.mkdtemp(prefix="render-bench-")
   try:
-    footprint = dataset_footprint(args.frames, workdir)
+    footprint = dataset_footprint(20 if tiny else args.frames, workdir,
+                                  **({"episode_length": 10} if tiny else {}))
   finally:
     if args.workdir is None:
       shutil.rmtree(workdir, ignore_errors=True)

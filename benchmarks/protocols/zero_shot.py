@@ -20,6 +20,7 @@ seeds. Statistics use "samples": with several seeds, each seed's mean return ove
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
 import textwrap
@@ -31,6 +32,7 @@ import numpy as np
 from scipy import stats
 
 from benchmarks.shifts.perturbations import Compose, DampingScale, MassScale, Perturbation
+from worldmodels.io import atomic_text, atomic_write
 from worldmodels.training.acting import (Episode, EpisodeRunner, FrameStack, StatefulPolicy,
                                          compile_policy)
 
@@ -68,6 +70,102 @@ def _format_mean_std(samples: np.ndarray) -> str:
 def _annotation(value: float) -> str:
   """A heatmap cell's text: whole numbers for returns of 100 or more, else 3 digits."""
   return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def _pyplot():
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt  # pylint: disable=import-outside-toplevel
+  return plt
+
+
+def save_figure(figure, path: str) -> None:
+  """Writes a figure as PNG atomically (a reader never sees half an image)."""
+  buffer = io.BytesIO()
+  figure.savefig(buffer, format="png")
+  atomic_write(path, buffer.getvalue())
+
+
+def _draw_grid(axes, masses, dampings, means: np.ndarray, scale, cmap: str,
+               signed: bool = False) -> None:
+  """One grid on ``axes``: cells coloured on ``scale``, annotated, the training cell boxed."""
+  from matplotlib import patches  # pylint: disable=import-outside-toplevel
+  finite = means[np.isfinite(means)]
+  low, high = scale if scale else ((finite.min(), finite.max()) if finite.size else (0, 1))
+  image = axes.imshow(means, origin="lower", cmap=cmap, aspect="auto", vmin=low, vmax=high)
+  middle = (low + high) / 2
+  for row, column in np.ndindex(means.shape):
+    value = means[row, column]
+    if np.isfinite(value):
+      text = f"{value:+.0f}" if signed and abs(value) >= 100 else (
+          f"{value:+.3g}" if signed else _annotation(value))
+      dark = abs(value - middle) < (high - low) / 4 if signed else value <= middle
+      axes.text(column, row, text, ha="center", va="center", fontsize=7,
+                color="white" if dark and not signed else "black")
+  if 1.0 in masses and 1.0 in dampings:
+    axes.add_patch(patches.Rectangle(
+        (masses.index(1.0) - 0.5, dampings.index(1.0) - 0.5), 1, 1, fill=False,
+        edgecolor="red", linewidth=2.0))
+  axes.set_xticks(range(len(masses)), [f"{mass:g}x" for mass in masses])
+  axes.set_yticks(range(len(dampings)), [f"{damping:g}x" for damping in dampings])
+  axes.set_xlabel("mass (x default)")
+  axes.set_ylabel("damping (x default)")
+  del image
+
+
+def shared_scale(results: Sequence["GridResult"]) -> tuple[float, float]:
+  """``(low, high)`` of every cell mean of ``results``: one colour scale for all of them."""
+  values = np.concatenate([r.cell_means()[np.isfinite(r.cell_means())] for r in results])
+  return float(values.min()), float(values.max())
+
+
+def overview_figure(results: dict, path: str, title: str, baseline: str | None = None) -> None:
+  """All agents' grids side by side on one colour scale and, below, each one's per-cell
+  difference to ``baseline`` (a diverging scale centred on 0), as one PNG.
+
+  Args:
+    results: row name -> GridResult on the same grid.
+    path: the PNG to write (atomically).
+    title: the figure's title.
+    baseline: the row the differences are to (None: no second row).
+  """
+  plt = _pyplot()
+  names = list(results)
+  first = results[names[0]]
+  masses, dampings, _ = first._grid_means()  # pylint: disable=protected-access
+  scale = shared_scale(list(results.values()))
+  rows = 2 if baseline in results and len(names) > 1 else 1
+  cell = 0.55
+  figure, axes = plt.subplots(rows, len(names), squeeze=False, dpi=130,
+                              figsize=(1.0 + len(names) * (0.9 + cell * len(masses)),
+                                       0.9 + rows * (0.9 + cell * len(dampings))))
+  for column, name in enumerate(names):
+    _draw_grid(axes[0, column], masses, dampings, results[name].cell_means(), scale, "viridis")
+    axes[0, column].set_title("\n".join(textwrap.wrap(name, 22, break_on_hyphens=False)),
+                              fontsize=8)
+  figure.colorbar(axes[0, 0].images[0], ax=list(axes[0]), label="return (one scale)",
+                  fraction=0.03)
+  if rows == 2:
+    base = results[baseline].cell_means()
+    differences = {n: results[n].cell_means() - base for n in names if n != baseline}
+    bound = max(float(np.nanmax(np.abs(d))) for d in differences.values()) or 1.0
+    for column, name in enumerate(names):
+      if name == baseline:
+        axes[1, column].axis("off")
+        axes[1, column].text(0.5, 0.5, f"differences\nto {baseline}\n(row below)",
+                             ha="center", va="center", fontsize=8,
+                             transform=axes[1, column].transAxes)
+        continue
+      _draw_grid(axes[1, column], masses, dampings, differences[name], (-bound, bound),
+                 "RdBu", signed=True)
+      axes[1, column].set_title(f"{name[:22]}\nminus {baseline}", fontsize=7)
+    figure.colorbar(next(a.images[0] for a in axes[1] if a.images), ax=list(axes[1]),
+                    label=f"return minus {baseline}", fraction=0.03)
+  figure.suptitle("\n".join(textwrap.wrap(
+      f"{title}. Red box: the training dynamics. {first.samples_label}.", 110,
+      break_on_hyphens=False)), fontsize=9)
+  save_figure(figure, path)
+  plt.close(figure)
 
 
 def _welch_p_value(a: np.ndarray, b: np.ndarray) -> float:
@@ -126,50 +224,54 @@ class GridResult:
     """Mean and std of ``overall_samples()`` (the paper's table 1 entry)."""
     return _mean_std(self.overall_samples())
 
+  @property
+  def samples_label(self) -> str:
+    """What the ± of this result's tables is over: seeds, or the episodes of its one seed."""
+    if len(self.seeds) > 1:
+      return f"mean ± std over {len(self.seeds)} seeds"
+    return f"1 seed: mean ± std over its {self.returns.shape[2]} episodes per cell"
+
   def returns_table(self) -> str:
     """Markdown "mean ± std" per cell: rows damping, columns mass for a grid, else one row per
-    setting; then the overall mean ± std."""
-    overall = f"Overall: {_format_mean_std(self.overall_samples())}"
+    setting; then the overall mean ± std and what the ± is over."""
+    overall = (f"Overall: {_format_mean_std(self.overall_samples())} ({self.samples_label}).")
     return "\n".join(self.markdown_table(lambda cell: _format_mean_std(self.cell_samples(cell)))
                      + ["", overall])
 
-  def heatmap(self, path: str, title: str) -> None:
+  def cell_means(self) -> np.ndarray:
+    """``[damping, mass]`` mean return of every grid cell (nan where the grid has no cell)."""
+    return self._grid_means()[2]
+
+  def heatmap(self, path: str, title: str, scale: tuple[float, float] | None = None) -> None:
     """Saves a PNG heatmap of the cell means, laid out as AugWM figure 5.
 
-    Mass on x and damping on y (both increasing away from the origin), each cell annotated
-    with its mean return, the default dynamics cell (1, 1) outlined.
+    Mass on x and damping on y as multiples of the default (both increasing away from the
+    origin), each cell annotated with its mean return, the training dynamics (1x, 1x)
+    outlined in red and explained under the plot.
+
+    Args:
+      path: the PNG to write (atomically).
+      title: the figure's title (wrapped at word boundaries).
+      scale: ``(low, high)`` of the colour scale, shared by figures meant to be compared
+        side by side (default: this result's own range, stated on the colour bar).
 
     Raises:
       ValueError: the settings are not a mass x damping grid.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-    from matplotlib import patches
-
+    plt = _pyplot()
     masses, dampings, means = self._grid_means()
-    figure, axes = plt.subplots(figsize=(1.0 + 0.9 * len(masses), 0.8 + 0.8 * len(dampings)),
+    figure, axes = plt.subplots(figsize=(1.6 + 0.9 * len(masses), 1.3 + 0.8 * len(dampings)),
                                 dpi=150)
-    image = axes.imshow(means, origin="lower", cmap="viridis", aspect="auto")
-    finite = means[np.isfinite(means)]
-    middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
-    for row, column in np.ndindex(means.shape):
-      if np.isfinite(means[row, column]):
-        axes.text(column, row, _annotation(means[row, column]), ha="center", va="center",
-                  fontsize=8, color="black" if means[row, column] > middle else "white")
-    if 1.0 in masses and 1.0 in dampings:
-      axes.add_patch(patches.Rectangle(
-          (masses.index(1.0) - 0.5, dampings.index(1.0) - 0.5), 1, 1, fill=False,
-          edgecolor="red", linewidth=2.5))
-    axes.set_xticks(range(len(masses)), [f"{mass:g}" for mass in masses])
-    axes.set_yticks(range(len(dampings)), [f"{damping:g}" for damping in dampings])
-    axes.set_xlabel("mass")
-    axes.set_ylabel("damping")
-    width_chars = max(24, int(12 * (1.0 + 0.9 * len(masses))))  # ~12 characters per inch
-    axes.set_title("\n".join(textwrap.wrap(title, width_chars)), fontsize=10)
-    figure.colorbar(image, ax=axes, label="return")
-    figure.tight_layout()
-    figure.savefig(path, format="png")
+    _draw_grid(axes, masses, dampings, means, scale, "viridis")
+    width_chars = max(28, int(12 * (1.6 + 0.9 * len(masses))))  # ~12 characters per inch
+    axes.set_title("\n".join(textwrap.wrap(title, width_chars, break_on_hyphens=False)),
+                   fontsize=9)
+    label = "return" + (" (scale shared across agents)" if scale else "")
+    figure.colorbar(axes.images[0], ax=axes, label=label)
+    figure.text(0.01, 0.01, f"red box: the training dynamics (1x mass, 1x damping). "
+                f"{self.samples_label}.", fontsize=6)
+    figure.tight_layout(rect=(0, 0.04, 1, 1))
+    save_figure(figure, path)
     plt.close(figure)
 
   def compare(self, other: GridResult) -> Comparison:
@@ -194,7 +296,7 @@ class GridResult:
 
   def save(self, path: str) -> None:
     """Writes the result as JSON (``load`` reads it back)."""
-    with open(path, "w") as file:
+    with atomic_text(path) as file:
       json.dump({"settings": list(self.settings),
                  "coordinates": [None if c is None else list(c) for c in self.coordinates],
                  "returns": self.returns.tolist(), "seeds": list(self.seeds)}, file, indent=1)

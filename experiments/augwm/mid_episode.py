@@ -14,19 +14,20 @@ from __future__ import annotations
 import json
 import os
 import sys
+import textwrap
 import time
 
-from absl import app
 from absl import flags
-from absl import logging
 import numpy as np
 
 from benchmarks.envs import make_env_factory
-from benchmarks.protocols.zero_shot import episode_rewards
+from benchmarks.protocols.zero_shot import episode_rewards, save_figure
 from benchmarks.shifts import MidEpisodeSwitch, grid, make_shifted_env_factory
+from experiments import cli
 from experiments import zero_shot
 from experiments.augwm import run as augwm_run
-from worldmodels.provenance import git_revision
+from worldmodels.io import atomic_text
+from worldmodels.provenance import FINGERPRINT_FILE, digest, file_digest, git_revision
 
 
 def switch_setting(step: int, mass: float = 0.75, damping: float = 0.5) -> MidEpisodeSwitch:
@@ -62,15 +63,17 @@ def plot(path: str, traces: dict, switch: int, window: int, title: str) -> None:
     ax.set_xlabel("agent step")
     ax.grid(alpha=0.3)
   axes[0].legend()
-  fig.suptitle(title)
+  fig.suptitle("\n".join(textwrap.wrap(
+      f"{title}. Lines: mean over seeds x episodes; shaded: ± 1 std; dashed: the step at "
+      "which the dynamics change.", 120, break_on_hyphens=False)), fontsize=9)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  fig.set_dpi(120)
+  save_figure(fig, path)
   plt.close(fig)
 
 
 def main(argv, common: zero_shot.CommonFlags, length_flag, switch_flag, window_flag) -> None:
   del argv
-  logging.set_verbosity(logging.WARNING)
   started, revision = time.time(), git_revision()
   inputs = common.prepare()
   size = inputs.sizes
@@ -90,8 +93,9 @@ def main(argv, common: zero_shot.CommonFlags, length_flag, switch_flag, window_f
       agent, state, c = zero_shot.trained_agent(run, seed, common.task.value, inputs,
                                                 common.workdir.value)
       for row, policy_for in run.evaluations.items():
-        cache = os.path.join(c.workdir,
-                             f"mid-episode-{length}-{switch}-{zero_shot.slug(row)}.json")
+        run_digest = file_digest(os.path.join(c.workdir, FINGERPRINT_FILE))
+        cache = os.path.join(c.workdir, f"mid-episode-{length}-{switch}-{zero_shot.slug(row)}-"
+                             f"{digest([run_digest, setting.name, size.grid_episodes])[:8]}.json")
         if os.path.exists(cache):
           with open(cache) as f:
             rewards = json.load(f)
@@ -103,7 +107,7 @@ def main(argv, common: zero_shot.CommonFlags, length_flag, switch_flag, window_f
             rewards.append(episode_rewards(policy, state, env,
                                            40_000 + 100 * seed + episode).tolist())
             env.close()
-          with open(cache, "w") as f:
+          with atomic_text(cache) as f:
             json.dump(rewards, f)
         traces.setdefault(row, []).extend(rewards)
   traces = {row: np.asarray(values) for row, values in traces.items()}
@@ -117,11 +121,11 @@ def main(argv, common: zero_shot.CommonFlags, length_flag, switch_flag, window_f
     lines.append(f"| {row} | {len(rewards)} | "
                  + " | ".join(f"{p.mean():.1f} ± {p.std():.1f}" for p in parts) + " |")
   table = "\n".join(lines)
-  out = common.results_dir.value
+  out = common.output_dir()
   os.makedirs(out, exist_ok=True)
   plot(os.path.join(out, "mid_episode.png"), traces, switch, window_flag.value,
        f"{common.task.value}: {setting.name}")
-  with open(os.path.join(out, "RESULTS.md"), "w") as f:
+  with atomic_text(os.path.join(out, "RESULTS.md")) as f:
     f.write(f"# AugWM figure 8 on {common.task.value}: dynamics change mid-episode\n\n"
             f"Command: `python -m experiments.augwm.mid_episode {' '.join(sys.argv[1:])}`; git "
             f"revision `{revision}`; wall time {(time.time() - started) / 60:.1f} min. "
@@ -143,5 +147,5 @@ if __name__ == "__main__":
   _SWITCH = flags.DEFINE_integer("switch", None, "Agent step at which the dynamics change "
                                  "(default: a third of the way in, 500).")
   _WINDOW = flags.DEFINE_integer("window", 50, "Rolling-mean window of the reward plot.")
-  os.environ.setdefault("MUJOCO_GL", "egl")
-  app.run(lambda argv: main(argv, _COMMON, _LENGTH, _SWITCH, _WINDOW))
+  flags.adopt_module_key_flags(zero_shot)  # --help lists the shared flags
+  cli.run(lambda argv: main(argv, _COMMON, _LENGTH, _SWITCH, _WINDOW))

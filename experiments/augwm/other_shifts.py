@@ -21,13 +21,15 @@ import sys
 import time
 from typing import Dict, List
 
+from absl import flags
 from absl import app
-from absl import logging
 from scipy import stats
 
 from benchmarks.shifts import CrippledActuators, halfcheetah_body_part
+from experiments import cli
 from experiments import zero_shot
 from experiments.augwm import run as augwm_run
+from worldmodels.io import atomic_text
 from worldmodels.provenance import git_revision
 
 CHEETAH_JOINTS = ("bthigh", "bshin", "bfoot", "fthigh", "fshin", "ffoot")
@@ -78,7 +80,6 @@ def main(argv, common: zero_shot.CommonFlags) -> None:
   if common.task.value != "cheetah-run":
     raise app.UsageError(f"--task={common.task.value}: the shifts of this experiment name "
                          "cheetah bodies and joints; only cheetah-run is supported.")
-  logging.set_verbosity(logging.WARNING)
   started, revision = time.time(), git_revision()
   inputs = common.prepare()
   size = inputs.sizes
@@ -89,9 +90,9 @@ def main(argv, common: zero_shot.CommonFlags) -> None:
   _, results, _ = zero_shot.run_agents(common.task.value, inputs, common.workdir.value, runs,
                                       settings=settings, tag="other-shifts")
   table = group_table(results, groups)
-  out = common.results_dir.value
+  out = common.output_dir()
   os.makedirs(out, exist_ok=True)
-  with open(os.path.join(out, "RESULTS.md"), "w") as f:
+  with atomic_text(os.path.join(out, "RESULTS.md")) as f:
     f.write(f"# AugWM table 2 on {common.task.value}: other shifts (zero-shot)\n\n"
             f"Command: `python -m experiments.augwm.other_shifts {' '.join(sys.argv[1:])}`; git "
             f"revision `{revision}`; wall time {(time.time() - started) / 60:.1f} min (trained "
@@ -114,5 +115,5 @@ def main(argv, common: zero_shot.CommonFlags) -> None:
 if __name__ == "__main__":
   _COMMON = zero_shot.CommonFlags(
       os.path.join(os.path.dirname(os.path.abspath(__file__)), "other_shifts"))
-  os.environ.setdefault("MUJOCO_GL", "egl")
-  app.run(lambda argv: main(argv, _COMMON))
+  flags.adopt_module_key_flags(zero_shot)  # --help lists the shared flags
+  cli.run(lambda argv: main(argv, _COMMON))

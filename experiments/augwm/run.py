@@ -18,11 +18,10 @@ import sys
 import time
 from typing import List, Sequence
 
-from absl import app
 from absl import flags
-from absl import logging
 
 from benchmarks.shifts.oracle import OracleContext
+from experiments import cli
 from experiments import zero_shot
 from experiments.configs import augwm as augwm_configs
 from experiments.configs import mopo as mopo_configs
@@ -112,7 +111,6 @@ def main(argv, common: zero_shot.CommonFlags, no_context,
          program: str = "experiments.augwm.run"):
   """Runs the experiment with the parsed flags; ``program`` is named in RESULTS.md."""
   del argv
-  logging.set_verbosity(logging.WARNING)
   started, revision = time.time(), git_revision()
   inputs = common.prepare()
   runs = agent_runs(common, no_context.value)
@@ -121,7 +119,7 @@ def main(argv, common: zero_shot.CommonFlags, no_context,
                                                      common.workdir.value, runs, factors)
   comparisons = [(row, "MOPO") for row in grids if row != "MOPO"]
   table = zero_shot.write_results(
-      common.results_dir.value,
+      common.output_dir(),
       f"AugWM vs MOPO on {common.task.value} (zero-shot mass x damping)",
       f"python -m {program} " + " ".join(sys.argv[1:]), revision, started,
       common.task.value, inputs.sizes, inputs.dataset, inputs.model, unshifted, grids,
@@ -134,5 +132,5 @@ if __name__ == "__main__":
   _NO_CONTEXT = flags.DEFINE_list(
       "no_context_augmentations", [], "Also train these augmentations without context "
       "(rad, rans, das).")
-  os.environ.setdefault("MUJOCO_GL", "egl")
-  app.run(lambda argv: main(argv, _COMMON, _NO_CONTEXT))
+  flags.adopt_module_key_flags(zero_shot)  # --help lists the shared flags
+  cli.run(lambda argv: main(argv, _COMMON, _NO_CONTEXT))

@@ -21,12 +21,14 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app
 from absl import flags
 import numpy as np
 
 from benchmarks.protocols.zero_shot import GridResult
+from experiments import cli
 from experiments.zero_shot import slug
+from worldmodels.errors import ConfigError
+from worldmodels.io import atomic_text
 from worldmodels.provenance import git_revision
 
 ROWS = ("MOPO", "AugWM (DAS, default context)", "AugWM (DAS, learned context)",
@@ -72,18 +74,25 @@ def format_table(table: dict) -> str:
   return "\n".join(lines)
 
 
-def main(argv, kinds_flag, results_flag, task_flag) -> None:
+PUBLISH_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "table1")
+
+
+def main(argv, kinds_flag, results_flag, publish_flag, task_flag) -> None:
   del argv
-  table = gather(results_flag.value, kinds_flag.value)
+  if publish_flag.value == bool(results_flag.value):
+    raise ConfigError("give --results_dir (the parent of the per-dataset result directories) "
+                      "or --publish (the committed experiments/augwm/table1/), one of them.")
+  results_dir = PUBLISH_DIR if publish_flag.value else results_flag.value
+  table = gather(results_dir, kinds_flag.value)
   seeds = {len(result.seeds) for results in table.values() for result in results.values()}
   text = format_table(table)
-  path = os.path.join(results_flag.value, "RESULTS.md")
-  with open(path, "w") as f:
+  path = os.path.join(results_dir, "RESULTS.md")
+  with atomic_text(path) as f:
     f.write(f"# AugWM table 1 on {task_flag.value}: MOPO vs AugWM over dataset types\n\n"
             f"Command: `python -m experiments.augwm.table1 {' '.join(sys.argv[1:])}`; git "
             f"revision `{git_revision()}`. Each row gathers one `experiments.augwm.run` "
             "invocation (its own RESULTS.md, heatmaps, per-cell t-tests and settings are in "
-            f"`{os.path.relpath(results_flag.value)}/<dataset>/`).\n\n"
+            f"`{os.path.relpath(results_dir)}/<dataset>/`).\n\n"
             f"Grid mean return (all cells of the zero-shot mass x damping grid) ± std over "
             f"{'/'.join(str(s) for s in sorted(seeds))} seeds; ★: AugWM above MOPO with "
             f"p < 0.05 (two-sided Welch t-test over the per-seed grid means).\n\n{text}\n")
@@ -94,7 +103,10 @@ def main(argv, kinds_flag, results_flag, task_flag) -> None:
 if __name__ == "__main__":
   _KINDS = flags.DEFINE_list("kinds", ["random", "medium"], "Dataset types (rows).")
   _RESULTS = flags.DEFINE_string(
-      "results_dir", os.path.join(os.path.dirname(os.path.abspath(__file__)), "table1"),
-      "Holds <kind>/grid_*.json of each experiments.augwm.run; RESULTS.md is written here.")
+      "results_dir", None, "Holds <kind>/grid_*.json of each experiments.augwm.run; RESULTS.md "
+      "is written here. Required unless --publish.")
+  _PUBLISH = flags.DEFINE_bool(
+      "publish", False, "Gather the committed runs of experiments/augwm/table1/ and rewrite "
+      "its RESULTS.md.")
   _TASK = flags.DEFINE_string("task", "cheetah-run", "Task (for the title).")
-  app.run(lambda argv: main(argv, _KINDS, _RESULTS, _TASK))
+  cli.run(lambda argv: main(argv, _KINDS, _RESULTS, _PUBLISH, _TASK))

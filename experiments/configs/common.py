@@ -24,14 +24,16 @@ def base_config(agent_name: str, agent: ml_collections.ConfigDict) -> ml_collect
   c.frame_stack = 1
 
   c.env = ml_collections.ConfigDict()
-  c.env.task = "walker-walk"
+  # None: the dataset's task (offline agents); online agents name theirs (sac: walker-walk).
+  c.env.task = config_dict.placeholder(str)
   c.env.obs_type = "state"
-  c.env.action_repeat = 2
+  c.env.action_repeat = config_dict.placeholder(int)  # None: the dataset's, else 2
   c.env.image_size = 64
   c.env.episode_length = config_dict.placeholder(int)  # agent steps; None: the suite's 500
 
   c.dataset = ml_collections.ConfigDict()
-  c.dataset.path = config_dict.placeholder(str)
+  c.dataset.path = config_dict.placeholder(str)  # a directory or a catalog name (vd4rl/...)
+  c.dataset.root = config_dict.placeholder(str)  # catalog root (None: $WORLDMODELS_DATA)
   c.dataset.observation_keys = ("state",)
 
   c.loop = ml_collections.ConfigDict()
@@ -42,6 +44,8 @@ def base_config(agent_name: str, agent: ml_collections.ConfigDict) -> ml_collect
   c.loop.replay_capacity = 1_000_000
   c.loop.max_to_keep = 2
   c.loop.log_every_seconds = 10.0
+  c.loop.divergence_threshold = 1e8  # a loss or Q-value past this has diverged
+  c.loop.on_divergence = "warn"  # or "stop" (like a NaN)
   return c
 
 

@@ -8,7 +8,16 @@ from worldmodels.agents.sac import config as sac_config
 from experiments.configs.common import base_config, shrink_loop
 
 
+def _online(c):
+  c.env.task = "walker-walk"
+  return c
+
+
 def get_config(preset: str = "default"):
+  return _online(_preset(preset))
+
+
+def _preset(preset: str):
   if preset == "default":
     return base_config("sac", sac_config.default_config())
   if preset == "demo":

@@ -13,9 +13,9 @@ import os
 import sys
 import time
 
-from absl import app
-from absl import logging
+from absl import flags
 
+from experiments import cli
 from experiments import zero_shot
 from experiments.configs import bc as bc_configs
 from experiments.configs import mopo as mopo_configs
@@ -26,7 +26,6 @@ from worldmodels.provenance import git_revision
 
 def main(argv, common: zero_shot.CommonFlags):
   del argv
-  logging.set_verbosity(logging.WARNING)
   started, revision = time.time(), git_revision()
   inputs = common.prepare()
   sizes = inputs.sizes
@@ -45,7 +44,7 @@ def main(argv, common: zero_shot.CommonFlags):
                                             common.workdir.value).agent for run in runs)
   paper = size_configs.get_config("paper")
   table = zero_shot.write_results(
-      common.results_dir.value,
+      common.output_dir(),
       f"MOPO baseline on {common.task.value} (zero-shot mass x damping)",
       "python -m experiments.mopo.run " + " ".join(sys.argv[1:]), revision, started,
       common.task.value, sizes, inputs.dataset, inputs.model, unshifted, grids,
@@ -69,5 +68,5 @@ def main(argv, common: zero_shot.CommonFlags):
 
 if __name__ == "__main__":
   _COMMON = zero_shot.CommonFlags(os.path.dirname(os.path.abspath(__file__)))
-  os.environ.setdefault("MUJOCO_GL", "egl")
-  app.run(lambda argv: main(argv, _COMMON))
+  flags.adopt_module_key_flags(zero_shot)  # --help lists the shared flags
+  cli.run(lambda argv: main(argv, _COMMON))

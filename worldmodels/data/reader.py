@@ -17,19 +17,21 @@ from worldmodels.data.types import Steps
 TFDS_INFO_FILES = ("dataset_info.json", "features.json")
 
 
-def read_metadata(path: str | os.PathLike) -> dict:
+def read_metadata(path: str | os.PathLike, *, allow_incomplete: bool = False) -> dict:
   """Reads and checks a dataset's ``metadata.json``.
 
   Args:
     path: the dataset directory.
+    allow_incomplete: accept a dataset whose writer has not closed it (``complete`` false: it
+      is being written, or its writer was killed); only a resuming writer does.
 
   Returns:
     The metadata dict (see ``worldmodels.data.format``).
 
   Raises:
     DatasetError: the path is missing or not a directory, holds no ``metadata.json`` (not a
-      worldmodels dataset), or the file is not JSON, foreign, of a newer format version or
-      inconsistent.
+      worldmodels dataset), the file is not JSON, foreign, of a newer format version or
+      inconsistent, or the dataset is incomplete.
   """
   path = os.fspath(path)
   if not os.path.exists(path):
@@ -48,7 +50,12 @@ def read_metadata(path: str | os.PathLike) -> dict:
                        f"JSON ({error}).") from None
   except OSError as error:
     raise DatasetError(metadata_path, f"cannot read the file ({error.strerror}).") from None
-  return fmt.validate_metadata(metadata, metadata_path)
+  metadata = fmt.validate_metadata(metadata, metadata_path)
+  if not allow_incomplete and metadata.get("complete") is False:
+    raise DatasetError(path, "incomplete: its writer has not finished it (it is being written, "
+                       f"or was interrupted after {metadata['num_episodes']} episodes); rerun "
+                       "the command that builds it, which resumes it.")
+  return metadata
 
 
 def load_dataset(path: str | os.PathLike, *, observation_keys: Sequence[str] | None = None

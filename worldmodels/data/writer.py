@@ -6,6 +6,11 @@ name, rewrite the TFDS ``dataset_info.json``/``features.json`` (each replaced at
 replace ``metadata.json`` atomically, which is the commit point. A killed process therefore
 loses at most the buffered episodes, and readers never see a partial shard. ``resume=True``
 cleans up what an interrupted commit left behind and appends new shards.
+
+While a writer is open its dataset is marked ``"complete": false`` (readers refuse it) and
+locked (``worldmodels.io.Lock``): a second writer on the same path fails fast instead of
+cleaning up the first one's files. :func:`write_dataset` builds a whole dataset under
+``<path>.partial`` and renames it when it is complete.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from tensorflow_datasets.core.utils.lazy_imports_utils import array_record_modul
 
 from worldmodels.data import format as fmt
 from worldmodels.data.errors import DatasetError
+from worldmodels.io import Lock, atomic_directory, fault_point
 from worldmodels.data.reader import read_metadata
 from worldmodels.data.stats import dataset_statistics
 from worldmodels.data.types import Steps
@@ -102,15 +108,27 @@ class EpisodeWriter:
 
     if os.path.exists(self.path) and not os.path.isdir(self.path):
       raise DatasetError(self.path, "exists and is not a directory; a dataset is a directory.")
+    self._lock = Lock(self.path, "writing a dataset")
+    self._lock.acquire()
+    try:
+      self._open(given, version, resume, task)
+    except BaseException:
+      self._lock.release()
+      raise
+
+  def _open(self, given: dict, version, resume: bool, task: str) -> None:
     existing = os.path.isdir(self.path) and bool(os.listdir(self.path))
     if existing and not resume:
       raise DatasetError(self.path, "a dataset (or other files) already exists here; pass "
                          "resume=True to append to it or choose a new path (existing data is "
                          "never overwritten).")
     if existing:
-      metadata = read_metadata(self.path)
+      metadata = read_metadata(self.path, allow_incomplete=True)
       mismatches = [f"{key}: existing {metadata.get(key)!r}, given {given[key]!r}"
                     for key in RESUME_FIELDS if metadata.get(key) != given[key]]
+      recorded = metadata["extra"].get("fingerprint")
+      if "fingerprint" in given["extra"] and recorded != given["extra"]["fingerprint"]:
+        mismatches.append("extra.fingerprint (the settings that made it) differs")
       if mismatches:
         raise DatasetError(os.path.join(self.path, fmt.METADATA_FILE), "cannot resume: the "
                            "arguments differ from the existing dataset in "
@@ -133,6 +151,7 @@ class EpisodeWriter:
           "statistics": dataset_statistics([], 0),
           "created": _now(),
       }
+    metadata["complete"] = False
     self._tfds_info = dataset_info_lib.DatasetInfo(
         builder=dataset_info_lib.DatasetIdentity(
             name=fmt.TFDS_NAME, version=version, data_dir=self.path, module_name=__name__),
@@ -198,6 +217,7 @@ class EpisodeWriter:
     writer.close()
     _fsync(temp_path)
     os.replace(temp_path, shard_path)
+    fault_point("dataset.shard")  # shard on disk, not yet in the metadata
 
     returns = [episode_return for _, episode_return, _ in self._buffer]
     lengths = [transitions for _, _, transitions in self._buffer]
@@ -217,14 +237,27 @@ class EpisodeWriter:
     if self._closed:
       return
     self.flush()
-    self._commit(self.metadata)
+    self._commit(dict(self.metadata, complete=True))
     self._closed = True
+    self._lock.release()
+
+  def abandon(self) -> None:
+    """Stops writing without committing the buffered episodes (their data is dropped) and
+    releases the lock; the dataset stays incomplete. Idempotent."""
+    if self._closed:
+      return
+    self._buffer.clear()
+    self._closed = True
+    self._lock.release()
 
   def __enter__(self) -> "EpisodeWriter":
     return self
 
-  def __exit__(self, *exc_info) -> None:
-    self.close()
+  def __exit__(self, exc_type, exc_value, traceback) -> None:
+    if exc_type is None:
+      self.close()
+    else:  # an error while writing: what was committed stays, incomplete, for a resume
+      self.abandon()
 
   def _commit(self, metadata: dict) -> None:
     """Writes the TFDS info files, then ``metadata.json`` (the commit point)."""
@@ -276,7 +309,8 @@ def write_dataset(path: str | os.PathLike, steps: Steps, *, episodes_per_shard: 
   Every episode is checked before anything is written, so a bad ``steps`` leaves no dataset.
 
   Args:
-    path: new dataset directory (must not hold data).
+    path: new dataset directory (must not exist); built under ``<path>.partial`` and renamed
+      when complete, so a killed write leaves no dataset at ``path``.
     steps: N steps; episodes start at ``is_first`` steps. The observation spec and A are
       taken from its arrays.
     episodes_per_shard: episodes per shard.
@@ -287,7 +321,8 @@ def write_dataset(path: str | os.PathLike, steps: Steps, *, episodes_per_shard: 
     The dataset's metadata.
 
   Raises:
-    DatasetError: ``steps`` is not a sequence of valid episodes, or ``path`` holds data.
+    DatasetError: ``steps`` is not a sequence of valid episodes, or ``path`` exists.
+    LockError: another process writes ``path``.
   """
   path = os.fspath(path)
   steps = steps.to_host()
@@ -310,10 +345,15 @@ def write_dataset(path: str | os.PathLike, steps: Steps, *, episodes_per_shard: 
     }
     episodes.append(fmt.validate_episode(episode, spec, steps.action.shape[1], path=path,
                                          episode=index))
-  with EpisodeWriter(path, observation_spec=observation_spec, action_dim=steps.action.shape[1],
-                     episodes_per_shard=episodes_per_shard, **metadata) as writer:
-    for episode in episodes:
-      writer.add_episode(episode)
+  if os.path.exists(path):
+    raise DatasetError(path, "already exists; datasets are never overwritten (choose another "
+                       "path, or delete it yourself).")
+  with Lock(path, "writing a dataset"), atomic_directory(path) as partial:
+    with EpisodeWriter(partial, observation_spec=observation_spec,
+                       action_dim=steps.action.shape[1], episodes_per_shard=episodes_per_shard,
+                       **metadata) as writer:
+      for episode in episodes:
+        writer.add_episode(episode)
   return writer.metadata
 
 

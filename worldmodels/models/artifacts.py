@@ -22,6 +22,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from worldmodels.io import (Lock, atomic_directory, atomic_json, deferred_interrupts,
+                            fault_point)
 from worldmodels.models.base import WorldModel
 from worldmodels.models.ensemble import Ensemble
 
@@ -50,23 +52,24 @@ def save_model(path: str, model: WorldModel, params: Any,
                report: Dict[str, Any] | None = None,
                provenance: Dict[str, Any] | None = None) -> None:
   """Writes a new artifact of ``model``'s kind at ``path`` (which must not exist: artifacts are
-  never overwritten)."""
+  never overwritten). It is built under ``<path>.partial`` and renamed when complete, so a
+  killed save leaves no artifact at ``path``."""
   path = os.path.abspath(path)
   if model.kind not in KINDS:
     raise ModelArtifactError(f"{path}: no artifact kind {model.kind!r}; known: {sorted(KINDS)}.")
   if os.path.exists(path):
     raise ModelArtifactError(f"{path}: already exists; model artifacts are never overwritten "
                              "(choose another path or delete it yourself).")
-  os.makedirs(path)
-  checkpointer = ocp.StandardCheckpointer()
-  checkpointer.save(os.path.join(path, "params"), jax.tree_util.tree_map(np.asarray, params))
-  checkpointer.wait_until_finished()
   meta = {"kind": model.kind, "format_version": FORMAT_VERSION, **model.metadata(),
           "report": _to_jsonable(report or {}), "provenance": _to_jsonable(provenance or {})}
-  tmp = os.path.join(path, "model.json.tmp")
-  with open(tmp, "w") as f:
-    json.dump(_to_jsonable(meta), f, indent=1)
-  os.replace(tmp, os.path.join(path, "model.json"))  # written last: marks the artifact complete
+  with Lock(path, "saving a model artifact"), atomic_directory(path) as partial:
+    checkpointer = ocp.StandardCheckpointer()
+    with deferred_interrupts():  # Ctrl-C lands after the save, not inside orbax's threads
+      checkpointer.save(os.path.join(partial, "params"),
+                        jax.tree_util.tree_map(np.asarray, params))
+      checkpointer.wait_until_finished()
+    fault_point("artifact.params")  # parameters written, the artifact not complete
+    atomic_json(os.path.join(partial, "model.json"), _to_jsonable(meta))
 
 
 def read_model_metadata(path: str) -> Dict[str, Any]:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
 import sys
 import time
 from typing import Dict, Mapping, TextIO
+
+from worldmodels.io import atomic_write, fault_point
 
 
 def _to_float(value) -> float:
@@ -19,7 +22,9 @@ class MetricsLogger:
   """Appends rows to ``<workdir>/<stream>.jsonl`` and ``<workdir>/<stream>.csv``.
 
   Each row carries ``step`` and ``phase``. CSV columns are fixed by a stream's first row (later
-  new keys go to the JSONL only); a resumed run appends to the same files.
+  new keys go to the JSONL only). A resumed run first calls :meth:`truncate` with its
+  checkpoint's step, so the logs hold each step once; a torn last line (a kill mid-write) is
+  dropped then.
   """
 
   def __init__(self, workdir: str):
@@ -27,11 +32,41 @@ class MetricsLogger:
     os.makedirs(workdir, exist_ok=True)
     self._csv_columns: Dict[str, list] = {}
 
+  def _paths(self, stream: str):
+    return (os.path.join(self.workdir, f"{stream}.jsonl"),
+            os.path.join(self.workdir, f"{stream}.csv"))
+
+  def truncate(self, step: int | None, streams=("train", "eval")) -> None:
+    """Keeps only the rows up to ``step`` (None: none) of each stream, rewriting both files
+    atomically: the logs of a run resumed from the checkpoint at ``step``."""
+    for stream in streams:
+      jsonl, csv_path = self._paths(stream)
+      if not os.path.exists(jsonl):
+        continue
+      rows = [r for r in read_jsonl(jsonl) if step is not None and r["step"] <= step]
+      atomic_write(jsonl, "".join(json.dumps(r) + "\n" for r in rows))
+      columns = list(rows[0]) if rows else None
+      if os.path.exists(csv_path) and os.path.getsize(csv_path) > 0:
+        with open(csv_path, newline="") as f:
+          columns = next(csv.reader(f), columns)
+      buffer = io.StringIO()
+      if columns:
+        writer = csv.writer(buffer)
+        writer.writerow(columns)
+        for row in rows:
+          writer.writerow([row.get(c, "") for c in columns])
+      atomic_write(csv_path, buffer.getvalue())
+      self._csv_columns.pop(stream, None)
+
   def write(self, stream: str, step: int, phase: str, metrics: Mapping[str, float]) -> dict:
     row = {"step": int(step), "phase": phase, **{k: _to_float(v) for k, v in metrics.items()}}
-    with open(os.path.join(self.workdir, f"{stream}.jsonl"), "a") as f:
-      f.write(json.dumps(row) + "\n")
-    csv_path = os.path.join(self.workdir, f"{stream}.csv")
+    jsonl, csv_path = self._paths(stream)
+    line = json.dumps(row) + "\n"
+    with open(jsonl, "a") as f:
+      f.write(line[:len(line) // 2])
+      f.flush()
+      fault_point("metrics.row")  # a kill here leaves a torn last line
+      f.write(line[len(line) // 2:])
     columns = self._csv_columns.get(stream)
     if columns is None:
       if os.path.exists(csv_path) and os.path.getsize(csv_path) > 0:
@@ -48,9 +83,23 @@ class MetricsLogger:
 
 
 def read_jsonl(path: str) -> list:
-  """Rows of a JSONL metrics file."""
+  """Rows of a JSONL metrics file; a torn last line (a kill mid-write) is left out.
+
+  Raises:
+    ValueError: a line other than the last is not valid JSON (the message names the file and
+      the line).
+  """
   with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    lines = [line for line in f.read().split("\n") if line.strip()]
+  rows = []
+  for number, line in enumerate(lines, 1):
+    try:
+      rows.append(json.loads(line))
+    except json.JSONDecodeError:
+      if number == len(lines):
+        break
+      raise ValueError(f"{path}: line {number} is not valid JSON; the log is damaged.") from None
+  return rows
 
 
 def _fmt_time(seconds: float) -> str:

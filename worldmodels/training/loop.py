@@ -32,11 +32,33 @@ from worldmodels.training.acting import (EnvFactory, EnvironmentEvaluator, Episo
                                          Evaluator)
 from worldmodels.training.agent import Phase
 from worldmodels.training.checkpoint import Checkpointer
-from worldmodels.training.logging import MetricsLogger, Progress
+from worldmodels.errors import ConfigError
+from worldmodels.io import Lock
+from worldmodels.provenance import claim
+from worldmodels.training.logging import MetricsLogger, Progress, read_jsonl
 
 
 class NonFiniteLossError(FloatingPointError):
   """A loss became NaN or inf; the message names the metric, phase, steps and checkpoint."""
+
+
+class DivergenceError(NonFiniteLossError):
+  """A loss or Q-value grew past ``LoopConfig.divergence_threshold`` with
+  ``on_divergence="stop"``; the message names the metric, its value and the checkpoint."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+  """Ctrl-C (or SIGTERM, under ``worldmodels.cli.guarded``) stopped a run; the message says
+  where and that rerunning the same command resumes it."""
+
+  def __init__(self, workdir: str):
+    train_log = os.path.join(workdir, "train.jsonl")
+    rows = read_jsonl(train_log) if os.path.exists(train_log) else []
+    checkpoint = Checkpointer(workdir).latest_step()
+    super().__init__(
+        f"interrupted at step {rows[-1]['step'] if rows else 0} in {workdir}; rerun the same "
+        "command to resume" + (f" (from the checkpoint at step {checkpoint})." if checkpoint
+                               is not None else " (no checkpoint yet: it starts over)."))
 
 
 @dataclasses.dataclass
@@ -55,6 +77,10 @@ class LoopConfig:
     snapshot_every: steps between snapshots of the agent state alone, kept forever under
       ``<workdir>/snapshots/<step>`` (0: none). Behaviour-policy training uses them to pick
       the checkpoints that generate datasets (V-D4RL: every 10,000 frames).
+    divergence_threshold: a loss or Q-value metric (a name with ``loss``, ``q_`` or
+      ``target_``) whose magnitude exceeds this has diverged.
+    on_divergence: ``"warn"`` (one line per metric and phase) or ``"stop"`` (like a NaN:
+      :class:`DivergenceError`, the last good checkpoint kept).
   """
 
   steps_per_chunk: int = 1000
@@ -66,6 +92,13 @@ class LoopConfig:
   max_to_keep: int = 2
   log_every_seconds: float = 5.0
   snapshot_every: int = 0
+  divergence_threshold: float = 1e8
+  on_divergence: str = "warn"
+
+  def __post_init__(self):
+    if self.on_divergence not in ("warn", "stop"):
+      raise ConfigError(f"loop.on_divergence must be 'warn' or 'stop', got "
+                        f"{self.on_divergence!r}.")
 
 
 SNAPSHOT_DIRECTORY = "snapshots"
@@ -134,6 +167,34 @@ def _check_finite(metrics: Dict[str, float], phase: str, first: int, last: int,
     raise NonFiniteLossError(
         f"non-finite value in {', '.join(bad)} during phase '{phase}', steps {first}..{last}; "
         f"training stopped and nothing was saved for these steps; {where}.")
+
+
+def _is_watched(name: str) -> bool:
+  return "loss" in name or name.startswith(("q_", "target_"))
+
+
+def _check_divergence(metrics: Dict[str, float], phase: str, first: int, last: int,
+                      loop: LoopConfig, checkpointer: Checkpointer, warned: set) -> None:
+  """Warns about (or stops on) losses and Q-values past the divergence threshold."""
+  big = {k: v for k, v in metrics.items()
+         if _is_watched(k) and abs(v) > loop.divergence_threshold}
+  if not big:
+    return
+  shown = ", ".join(f"{k}={v:.3g}" for k, v in sorted(big.items()))
+  if loop.on_divergence == "stop":
+    ckpt = checkpointer.latest_step()
+    raise DivergenceError(
+        f"diverged during phase '{phase}', steps {first}..{last}: {shown} (threshold "
+        f"{loop.divergence_threshold:g}); training stopped, "
+        + (f"the last good checkpoint (step {ckpt}) is kept in {checkpointer.directory}."
+           if ckpt is not None else "no checkpoint was saved yet.")
+        + " Lower the learning rates, or raise loop.divergence_threshold.")
+  new = sorted(set(big) - warned)
+  if new:
+    warned.update(new)
+    print(f"warning: phase '{phase}' may be diverging at steps {first}..{last}: {shown} "
+          f"(threshold {loop.divergence_threshold:g}; loop.on_divergence=stop ends the run "
+          "instead).", flush=True)
 
 
 def _make_offline_chunk(phase: Phase):
@@ -225,7 +286,8 @@ def _check_phases(agent, phases: Sequence[Phase], data: Optional[DataSource],
 
 def train(agent, *, workdir: str, loop: LoopConfig, data: Optional[DataSource] = None,
           env_factory: Optional[EnvFactory] = None, evaluator: Optional[Evaluator] = None,
-          phases: Optional[Sequence[Phase]] = None) -> TrainResult:
+          phases: Optional[Sequence[Phase]] = None,
+          fingerprint: Optional[Dict[str, Any]] = None) -> TrainResult:
   """Runs every phase of ``agent`` (or ``phases``) to completion, resuming if possible.
 
   Args:
@@ -239,14 +301,34 @@ def train(agent, *, workdir: str, loop: LoopConfig, data: Optional[DataSource] =
       default: ``loop.eval_episodes`` episodes in ``env_factory``'s environments (none without
       a factory).
     phases: overrides ``agent.phases()``.
+    fingerprint: what makes this run (``worldmodels.provenance.fingerprint``): recorded in the
+      workdir, and a workdir made by another fingerprint is refused instead of resumed.
 
   Returns:
     A :class:`TrainResult`.
 
   Raises:
     NonFiniteLossError: a loss became NaN or inf.
+    LockError: another process trains in ``workdir``.
+    FingerprintError: ``workdir`` holds another run.
     ValueError: an offline phase without data, an online phase without an environment.
   """
+  os.makedirs(workdir, exist_ok=True)
+  with Lock(workdir, "training"):
+    if fingerprint is not None:
+      claim(workdir, fingerprint, "run", "give this run its own workdir (e.g. "
+            "--config.workdir=<new path>)")
+    try:
+      return _train(agent, workdir, loop, data, env_factory, evaluator, phases)
+    except RunInterrupted:
+      raise
+    except KeyboardInterrupt:
+      raise RunInterrupted(workdir) from None
+
+
+def _train(agent, workdir: str, loop: LoopConfig, data: Optional[DataSource],
+           env_factory: Optional[EnvFactory], evaluator: Optional[Evaluator],
+           phases: Optional[Sequence[Phase]]) -> TrainResult:
   phases = list(phases if phases is not None else agent.phases())
   _check_phases(agent, phases, data, env_factory)
   for phase in phases:
@@ -274,9 +356,9 @@ def train(agent, *, workdir: str, loop: LoopConfig, data: Optional[DataSource] =
   }
   if has_online:  # episodes finished so far (a resume replays as many environment resets)
     carry["episodes"] = np.asarray(0, np.int32)
-  start = checkpointer.latest_step()
+  start, carry = checkpointer.restore_latest(carry)
+  logger.truncate(start)  # the logs of the steps after the checkpoint are redone
   if start is not None:
-    carry = checkpointer.restore(start, carry)
     print(f"Resuming from checkpoint {start} in {checkpointer.directory} "
           f"(phase {int(carry['phase'])}, step {int(carry['phase_step'])}).", flush=True)
   # Fresh device buffers for every leaf: agents may alias leaves (target = online params at
@@ -326,6 +408,7 @@ def train(agent, *, workdir: str, loop: LoopConfig, data: Optional[DataSource] =
       episode_return = 0.0
     last_print = 0.0
     finished = False
+    warned: set = set()  # metrics already reported as diverging in this phase
     while not finished:
       length = min(steps_per_chunk, phase.num_steps - step)
       if phase.kind == "offline":
@@ -357,6 +440,7 @@ def train(agent, *, workdir: str, loop: LoopConfig, data: Optional[DataSource] =
       if phase.summary is not None:
         metrics.update({k: float(v) for k, v in phase.summary(carry["agent"]).items()})
       _check_finite(metrics, phase.name, step, step + length, checkpointer)
+      _check_divergence(metrics, phase.name, step, step + length, loop, checkpointer, warned)
       previous, step = step, step + length
       finished = step == phase.num_steps or (phase.is_done is not None
                                              and bool(phase.is_done(carry["agent"])))

@@ -90,6 +90,8 @@ def _write_import(format_name: str, source: str | os.PathLike, files: Sequence[s
       raise DatasetError(destination, f"cannot move the imported dataset into place "
                          f"({error.strerror}); did something write there meanwhile?") from None
   except BaseException:
+    if writer is not None:
+      writer.abandon()
     shutil.rmtree(temp, ignore_errors=True)
     for directory in reversed(created):
       try:

@@ -46,6 +46,7 @@ from benchmarks.envs import env_spec
 from worldmodels.data import load_dataset, read_metadata
 from worldmodels.data.stats import format_statistics_table
 from worldmodels.data.writer import write_dataset
+from worldmodels.io import Lock
 from worldmodels.provenance import git_revision
 
 from benchmarks.datasets.configs import DATASET_KINDS
@@ -53,6 +54,7 @@ from benchmarks.datasets.vd4rl.behaviour import (GenerationError, _env_factory,
                                                  choose_medium_and_expert, select_policies,
                                                  train_behaviour)
 from benchmarks.datasets.vd4rl.card import (_finish, _is_complete, _write_atomically,
+                                            generation_fingerprint,
                                             dataset_card)
 from benchmarks.datasets.vd4rl.paths import (BEHAVIOUR_DIR, CARD_FILE, PARTIAL_SUFFIX,
                                              SELECTION_FILE, TRAINING_REPLAY, dataset_directory,
@@ -63,6 +65,7 @@ from benchmarks.datasets.vd4rl.rollouts import (OBSERVATION_KEYS, _random_episod
                                                 concatenate_datasets, mixed_episodes)
 
 __all__ = [
+    "generation_fingerprint",
     "BEHAVIOUR_DIR",
     "CARD_FILE",
     "GenerationError",
@@ -101,21 +104,26 @@ def generate_dataset(config: ml_collections.ConfigDict, root: str, kind: str,
   if kind not in DATASET_KINDS:
     raise ValueError(f"unknown dataset kind {kind!r}; choose one of {DATASET_KINDS}.")
   path = dataset_directory(root, config.task, kind)
-  if not _is_complete(path):
-    _build_state_dataset(config, root, kind, path)
+  fingerprint = generation_fingerprint(config, kind)
+  with Lock(path, f"generating {kind}"):
+    if not _is_complete(path, fingerprint):
+      _build_state_dataset(config, root, kind, path, fingerprint)
   paths = {"state": path}
   for size in image_sizes:
     pixel_path = dataset_directory(root, config.task, kind, f"{int(size)}px")
-    if not _is_complete(pixel_path):
-      render_dataset(path, pixel_path + PARTIAL_SUFFIX, int(size),
-                     episodes_per_shard=config.episodes_per_shard)
-      _finish(pixel_path)
+    pixel_fingerprint = dict(fingerprint, image_size=int(size))
+    with Lock(pixel_path, f"rendering {kind}"):
+      if not _is_complete(pixel_path, pixel_fingerprint):
+        render_dataset(path, pixel_path + PARTIAL_SUFFIX, int(size),
+                       episodes_per_shard=config.episodes_per_shard,
+                       fingerprint=pixel_fingerprint)
+        _finish(pixel_path)
     paths[f"{int(size)}px"] = pixel_path
   return paths
 
 
 def _build_state_dataset(config: ml_collections.ConfigDict, root: str, kind: str,
-                         path: str) -> None:
+                         path: str, fingerprint: dict) -> None:
   card = {"task": config.task, "kind": kind, "observation": "state", "seed": config.seed,
           "action_repeat": config.action_repeat, "code_version": git_revision(),
           "stochastic_actions": bool(config.stochastic_actions),
@@ -127,7 +135,7 @@ def _build_state_dataset(config: ml_collections.ConfigDict, root: str, kind: str
     card["policy"] = "uniform random actions"
     collect_rollouts(config, path + PARTIAL_SUFFIX, kind,
                      _random_episodes(config, spec.action_min, spec.action_max),
-                     config.sizes.random, {"kind": "random"}, card)
+                     config.sizes.random, {"kind": "random"}, card, fingerprint)
     _finish(path)
     return
 
@@ -147,7 +155,7 @@ def _build_state_dataset(config: ml_collections.ConfigDict, root: str, kind: str
         {"agent": "sac", "kind": kind, "snapshot_step": chosen["step"],
          "snapshot_frames": chosen["frames"], "evaluated_return_mean": chosen["return_mean"],
          "evaluated_return_std": chosen["return_std"],
-         "stochastic_actions": bool(config.stochastic_actions)}, card)
+         "stochastic_actions": bool(config.stochastic_actions)}, card, fingerprint)
     _finish(path)
     return
 
@@ -167,7 +175,8 @@ def _build_state_dataset(config: ml_collections.ConfigDict, root: str, kind: str
     behaviour = {"kind": "medexp", "sources": [os.path.abspath(p) for p in parts]}
   _write_atomically(path, lambda tmp: write_dataset(
       tmp, steps, task=config.task, behaviour_policy=behaviour,
-      action_repeat=config.action_repeat, seed=config.seed, extra={"card": card},
+      action_repeat=config.action_repeat, seed=config.seed,
+      extra={"card": card, "fingerprint": fingerprint},
       episodes_per_shard=config.episodes_per_shard))
 
 

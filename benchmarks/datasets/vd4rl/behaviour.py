@@ -9,13 +9,16 @@ from typing import List
 import ml_collections
 
 from benchmarks.envs import env_spec, make_env_factory
+from worldmodels.io import atomic_text
+from worldmodels import provenance
 from worldmodels.agents import make_agent
 from worldmodels.data.spec import DataSpec
 from worldmodels.data.writer import write_dataset
 from worldmodels.training.logging import read_jsonl
 from worldmodels.training.loop import LoopConfig, train
 
-from benchmarks.datasets.vd4rl.card import _is_complete, _write_atomically
+from benchmarks.datasets.vd4rl.card import (_is_complete, _write_atomically,
+                                            generation_fingerprint)
 from benchmarks.datasets.vd4rl.paths import (BEHAVIOUR_DIR, SELECTION_FILE, TRAINING_REPLAY,
                                              task_directory)
 
@@ -56,7 +59,8 @@ def train_behaviour(config: ml_collections.ConfigDict, root: str) -> str:
   """
   workdir = os.path.join(task_directory(root, config.task), BEHAVIOUR_DIR)
   replay_path = os.path.join(workdir, TRAINING_REPLAY)
-  if _is_complete(replay_path):
+  fingerprint = generation_fingerprint(config, "training_replay")
+  if _is_complete(replay_path, fingerprint):
     return workdir
   every = _frames_to_steps(config, config.behaviour.snapshot_every_frames)
   agent, spec = _sac_agent(config)
@@ -68,7 +72,8 @@ def train_behaviour(config: ml_collections.ConfigDict, root: str) -> str:
   print(f"[behaviour] SAC on {config.task}: {config.behaviour.num_steps:,} env steps "
         f"({config.behaviour.num_steps * config.action_repeat:,} frames), a snapshot every "
         f"{config.behaviour.snapshot_every_frames:,} frames; workdir {workdir}", flush=True)
-  result = train(agent, workdir=workdir, loop=loop, env_factory=_env_factory(config))
+  result = train(agent, workdir=workdir, loop=loop, env_factory=_env_factory(config),
+                 fingerprint=provenance.fingerprint(generation=fingerprint))
   if result.replay is None:
     raise GenerationError(f"the SAC run in {workdir} collected no complete episode; raise "
                           "--config.behaviour.num_steps.")
@@ -77,7 +82,7 @@ def train_behaviour(config: ml_collections.ConfigDict, root: str) -> str:
       behaviour_policy={"agent": "sac", "kind": "training replay",
                         "env_steps": int(config.behaviour.num_steps)},
       action_repeat=config.action_repeat, seed=config.seed,
-      episodes_per_shard=config.episodes_per_shard))
+      extra={"fingerprint": fingerprint}, episodes_per_shard=config.episodes_per_shard))
   return workdir
 
 
@@ -104,7 +109,7 @@ def select_policies(config: ml_collections.ConfigDict, root: str) -> dict:
       f"medium: first snapshot whose mean return over {config.behaviour.selection_episodes} "
       f"deterministic evaluation episodes exceeds {config.behaviour.medium_threshold:g}; "
       "expert: the last snapshot of the run")
-  with open(os.path.join(workdir, SELECTION_FILE), "w") as f:
+  with atomic_text(os.path.join(workdir, SELECTION_FILE)) as f:
     json.dump(selection, f, indent=2)
   return selection
 

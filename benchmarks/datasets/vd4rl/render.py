@@ -18,7 +18,8 @@ from benchmarks.datasets.vd4rl.card import _write_card
 
 
 def render_dataset(source: str, destination: str, image_size: int, *,
-                   camera_id: Optional[int] = None, episodes_per_shard: int = 16) -> dict:
+                   camera_id: Optional[int] = None, episodes_per_shard: int = 16,
+                   fingerprint: Optional[dict] = None) -> dict:
   """Copies a state dataset (with ``physics``) adding ``pixels`` rendered from each step's
   saved physics state. Resumable: a rerun continues after the committed episodes.
 
@@ -28,6 +29,7 @@ def render_dataset(source: str, destination: str, image_size: int, *,
     image_size: S of the uint8 ``[S, S, 3]`` frames (64: Offline DV2, 84: DrQ+BC).
     camera_id: MuJoCo camera (None: the environment's default, 2 for quadruped else 0).
     episodes_per_shard: shard size of the destination.
+    fingerprint: the generation settings, stored under ``extra.fingerprint``.
 
   Returns:
     The destination's metadata.
@@ -53,7 +55,7 @@ def render_dataset(source: str, destination: str, image_size: int, *,
   writer = EpisodeWriter(destination, observation_spec=spec, action_dim=metadata["action_dim"],
                          task=metadata["task"], behaviour_policy=metadata["behaviour_policy"],
                          action_repeat=metadata["action_repeat"], seed=metadata["seed"],
-                         perturbation=metadata.get("perturbation"), extra={"card": card},
+                         perturbation=metadata.get("perturbation"), extra={"card": card, "fingerprint": fingerprint},
                          episodes_per_shard=episodes_per_shard, resume=True)
   starts = np.flatnonzero(steps.is_first)
   ends = np.append(starts[1:], steps.num_steps)

@@ -40,7 +40,8 @@ def _episode_seed(seed: int, kind: str, episode: int) -> int:
 def collect_rollouts(config: ml_collections.ConfigDict, path: str, kind: str,
                      run_episode: Callable[[dm_env.Environment, int], Episode],
                      num_transitions: int,
-                     behaviour_policy: dict, card: dict) -> dict:
+                     behaviour_policy: dict, card: dict,
+                     fingerprint: dict | None = None) -> dict:
   """Writes (or resumes) a dataset of whole episodes until it holds ``num_transitions``.
 
   Episode ``i`` uses the environment seed and action randomness of ``(seed, kind, i)`` only,
@@ -54,6 +55,8 @@ def collect_rollouts(config: ml_collections.ConfigDict, path: str, kind: str,
     num_transitions: stop after the episode that reaches this many transitions.
     behaviour_policy: stored in the metadata.
     card: dataset-card fields stored under ``extra.card``.
+    fingerprint: the generation settings, stored under ``extra.fingerprint`` (a resumed
+      partial dataset must have been started with the same).
 
   Returns:
     The dataset's metadata.
@@ -67,7 +70,8 @@ def collect_rollouts(config: ml_collections.ConfigDict, path: str, kind: str,
   writer = EpisodeWriter(path, observation_spec=observation_spec, action_dim=spec.action_dim,
                          task=config.task, behaviour_policy=behaviour_policy,
                          action_repeat=config.action_repeat, seed=config.seed,
-                         extra={"card": card}, episodes_per_shard=config.episodes_per_shard,
+                         extra={"card": card, "fingerprint": fingerprint},
+                         episodes_per_shard=config.episodes_per_shard,
                          resume=True)
   transitions = writer.metadata["num_transitions"]
   progress = Progress(f"{kind} rollouts", num_transitions, start=transitions,

@@ -22,7 +22,8 @@ import ml_collections
 from worldmodels.agents.sac.learner import SACLearner, SACState
 from worldmodels.data.samplers import Transition, TransitionSampler
 from worldmodels.data.spec import DataSpec
-from worldmodels.models.artifacts import load_model
+from worldmodels.errors import ConfigError
+from worldmodels.models.artifacts import ModelArtifactError, load_model
 from worldmodels.models.ensemble import Ensemble, EnsembleModel
 from worldmodels.models.termination import termination_for
 from worldmodels.training.acting import MemorylessPolicy
@@ -82,17 +83,19 @@ class MOPOLearner(MemorylessPolicy):
     self.config, self.spec = config, spec
     if world_model is None:
       if not config.model_path:
-        raise ValueError("MOPO needs a world model: set --config.agent.model_path to an "
-                         "ensemble artifact (python -m experiments.train_model).")
+        raise ConfigError("MOPO needs a world model: set --config.agent.model_path to an "
+                          "ensemble artifact (python -m experiments.train_model).")
       ensemble, model, _ = load_model(config.model_path, kind=Ensemble.kind)
       world_model = (ensemble, model)
     self.ensemble, self.model = world_model
     state_dim = spec.observation_shapes[config.observation_key][0]
     if (self.ensemble.state_dim, self.ensemble.action_dim) != (state_dim, spec.action_dim):
-      raise ValueError(
-          f"world model predicts {self.ensemble.state_dim}-d states and takes "
-          f"{self.ensemble.action_dim}-d actions, the data has {state_dim} and "
-          f"{spec.action_dim}")
+      where = config.model_path or "the given world model"
+      raise ModelArtifactError(
+          f"{where}: the world model predicts {self.ensemble.state_dim}-d states and takes "
+          f"{self.ensemble.action_dim}-d actions, the data has {state_dim}-d states and "
+          f"{spec.action_dim}-d actions (train a model on this dataset: python -m "
+          "experiments.train_model).")
     if not 0.0 < config.real_ratio < 1.0:
       raise ValueError(f"real_ratio must be in (0, 1), got {config.real_ratio}")
     sac_config = config.sac.copy_and_resolve_references()
