@@ -129,11 +129,12 @@ def _parse_flags(argv: List[str]) -> List[str]:
   sys.exit(2)
 
 
-def run(main: Callable[[List[str]], Optional[int]]) -> None:
-  """Runs ``main(argv)`` as the program (see the module docstring)."""
+def run(main: Callable[[List[str]], Optional[int]], positional: bool = False) -> None:
+  """Runs ``main(argv)`` as the program (see the module docstring); ``positional``: the
+  program takes arguments besides flags."""
 
   def program(argv):
-    if len(argv) > 1:
+    if len(argv) > 1 and not positional:
       raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     if _PRINT_CONFIG in flags.FLAGS and flags.FLAGS[_PRINT_CONFIG].value:

@@ -397,6 +397,22 @@ def run_agents(task: str, inputs: Prepared, workdir: str, runs: Sequence[AgentRu
   return unshifted, {row: merge_seeds(g) for row, g in seed_grids.items()}, linear_r2
 
 
+def plot_grids(results_dir: str, grids: Dict[str, GridResult], title: str,
+               task: str) -> Optional[tuple]:
+  """One heatmap per row on one colour scale, and the overview figure (every row, and its
+  difference to MOPO); returns the scale (None, and no figure, for settings off a grid)."""
+  if not all(g.is_grid for g in grids.values()):
+    return None
+  scale = shared_scale(list(grids.values()))
+  for name, result in grids.items():
+    result.heatmap(os.path.join(results_dir, f"grid_{slug(name)}.png"),
+                   f"{name} on {task}: mass x damping, zero-shot", scale)
+  overview_figure(grids, os.path.join(results_dir, "overview.png"),
+                  f"{title}: every agent's zero-shot grid on one scale, and its difference "
+                  "to MOPO", baseline="MOPO" if "MOPO" in grids else None)
+  return scale
+
+
 def write_results(results_dir: str, title: str, command: str, revision: str, started: float,
                   task: str,
                   sizes, dataset: str, model_path: str, unshifted, grids,
@@ -427,16 +443,9 @@ def write_results(results_dir: str, title: str, command: str, revision: str, sta
     lines.append(f"| {name} | {len(values)} | {unshifted_text} | "
                  f"{', '.join(f'{v:.1f}' for v in values)} | {grid_text} |")
   main_table = "\n".join(lines)
-  scale = shared_scale(list(grids.values())) if all(g.is_grid for g in grids.values()) else None
   for name, result in grids.items():
-    if scale is not None:
-      result.heatmap(os.path.join(results_dir, f"grid_{slug(name)}.png"),
-                     f"{name} on {task}: mass x damping, zero-shot", scale)
     result.save(os.path.join(results_dir, f"grid_{slug(name)}.json"))  # per-seed returns
-  if scale is not None:
-    overview_figure(grids, os.path.join(results_dir, "overview.png"),
-                    f"{title}: every agent's zero-shot grid on one scale, and its difference "
-                    "to MOPO", baseline="MOPO" if "MOPO" in grids else None)
+  scale = plot_grids(results_dir, grids, title, task)
   seeds = sorted({len(v) for v in unshifted.values()})
   wall = time.time() - started
   with atomic_text(os.path.join(results_dir, "RESULTS.md")) as f:
@@ -482,6 +491,6 @@ def write_results(results_dir: str, title: str, command: str, revision: str, sta
               f"{grids[a].compare(grids[b]).table()}\n\n")
     f.write(f"## Settings\n\n{settings_text}\n")
   with atomic_text(os.path.join(results_dir, "results.json")) as f:
-    json.dump({"unshifted": unshifted,
+    json.dump({"title": title, "task": task, "unshifted": unshifted,
                "grid_overall": {k: g.overall_mean_std() for k, g in grids.items()}}, f, indent=1)
   return main_table

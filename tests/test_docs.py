@@ -18,6 +18,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -58,18 +59,22 @@ TINY = {
     "python -m benchmarks.datasets import d4rl-hdf5 halfcheetah.hdf5 /tmp/hc "
     "--task HalfCheetah-v5": ([], []),  # the test writes a small D4RL-layout halfcheetah.hdf5
     # WORKSPACE.md's table.
-    "python -m experiments.demo": ([], ["--tiny", "--workdir=runs/demo-workspace"]),
+    "python -m experiments.demo": ([], ["--tiny"]),  # = make demo: resumes its finished run
     "python -m experiments.mopo.run": ([], ["--tiny"]),
-    "python -m experiments.augwm.run --no_context_augmentations=rad,rans,das": ([], ["--tiny"]),
+    "python -m experiments.augwm.run --no_context_augmentations=rad,rans,das": (
+        [("rad,rans,das", "rans")], ["--tiny"]),  # one of the three: the same code path
     "python -m experiments.online_offline": ([], ["--tiny"]),
     "python -m experiments.augwm.run --dataset=vd4rl/cheetah_run/random/state "
     "--results_dir=runs/table1/random": (
         [("cheetah_run", "walker_walk")],
-        ["--tiny", "--task=walker-walk", "--workdir=runs/table1-run", "--data_root=data"]),
+        ["--tiny", "--seeds=1", "--task=walker-walk", "--workdir=runs/table1-run",
+         "--data_root=data"]),
     "python -m experiments.augwm.table1 --kinds=random --results_dir=runs/table1": ([], []),
-    "python -m experiments.augwm.other_shifts": ([], ["--tiny"]),
-    "python -m experiments.augwm.mid_episode": ([], ["--tiny"]),
+    "python -m experiments.augwm.other_shifts": ([], ["--tiny", "--seeds=1"]),
+    "python -m experiments.augwm.mid_episode": ([], ["--tiny", "--seeds=1"]),
     "python -m experiments.augwm.run --sizes=paper": ([("paper", "tiny")], []),
+    "python -m experiments.replot experiments/demo": (
+        [("experiments/demo", "runs/mopo/results/augwm")], []),  # never the committed figures
     "python -m benchmarks.datasets generate walker-walk/cpu --kinds random,medium --pixels 64 "
     "--root ~/data": ([("walker-walk/cpu", "walker-walk/tiny"), ("random,medium", "random"),
                        ("--pixels 64", "--pixels 16")], []),
@@ -198,7 +203,7 @@ def _checks(scratch: str) -> dict:
                                           "RESULTS.md")).read()
 
   def mid_episode(out):
-    assert "| MOPO | 2 |" in out  # 2 seeds x 1 episode
+    assert "| MOPO | 1 |" in out  # 1 seed x 1 episode
     assert os.path.getsize(s("runs", "mopo", "results", "mid_episode", "mid_episode.png")) > 5_000
 
   def paper_sizes_as_tiny(out):
@@ -225,8 +230,7 @@ def _checks(scratch: str) -> dict:
 
   return {
       "make demo": demo(os.path.join("runs", "demo", "results", "demo")),
-      "python -m experiments.demo": demo(os.path.join("runs", "demo-workspace", "results",
-                                                      "demo")),
+      "python -m experiments.demo": demo(os.path.join("runs", "demo", "results", "demo")),
       "python -m experiments.train --config=experiments/configs/sac.py:demo "
       "--config.env.task=cheetah-run --config.save_replay=/tmp/replay": replay,
       "python -m experiments.train --config=experiments/configs/td3bc.py:demo "
@@ -255,19 +259,22 @@ def test_the_documented_commands_and_snippet_run_as_written(tmp_path):
   checks = _checks(scratch)
   readme = readme_commands()
   snippet_after = readme.index("python -m benchmarks.datasets list --root ~/data")
-  done = set()
+  done, seconds = set(), {}
   for position, command in enumerate(readme + workspace_commands()):
     if command in NOT_RUN or command in done:
       continue
     done.add(command)
+    started = time.time()
     out = subprocess.run(_tiny(command, scratch), cwd=scratch, env=env, capture_output=True,
                          text=True, timeout=600)
+    seconds[command] = time.time() - started
     assert out.returncode == 0, (command, out.stdout[-3000:], out.stderr[-3000:])
     assert "Traceback" not in out.stderr, (command, out.stderr[-3000:])
     if command in checks:
       checks[command](out.stdout)
     if position == snippet_after:  # the README's Python snippet, after its replay exists
       _run_snippet(scratch, env)
+  print("\n".join(f"{t:6.1f} s  {c}" for c, t in sorted(seconds.items(), key=lambda x: -x[1])))
 
 
 def _run_snippet(scratch: str, env: dict) -> None:

@@ -136,3 +136,19 @@ def test_non_grid_settings_get_a_list_table(tmp_path):
   with pytest.raises(ValueError):
     result.heatmap(str(tmp_path / "no.png"), "not a grid")
   assert grid_coordinates(MassScale(0.5)) == (0.5, 1.0)
+
+
+def test_figures_share_one_scale_and_the_overview_shows_differences(zero_results, tmp_path):
+  from benchmarks.protocols.zero_shot import overview_figure, shared_scale  # pylint: disable=import-outside-toplevel
+  low = merge_seeds(zero_results)
+  high = GridResult(low.settings, low.coordinates, low.returns + 100.0, low.seeds)
+  scale = shared_scale([low, high])
+  assert scale == (float(low.cell_means().min()), float(high.cell_means().max()))
+  high.heatmap(str(tmp_path / "high.png"), "a long title " * 8, scale)
+  overview_figure({"MOPO": low, "Other": high}, str(tmp_path / "overview.png"), "walker",
+                  baseline="MOPO")
+  for name in ("high.png", "overview.png"):
+    content = (tmp_path / name).read_bytes()
+    assert content.startswith(_PNG_SIGNATURE) and len(content) > 5000
+  assert low.samples_label == "mean ± std over 2 seeds"
+  assert zero_results[0].samples_label == "1 seed: mean ± std over its 1 episodes per cell"

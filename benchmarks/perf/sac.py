@@ -71,7 +71,7 @@ def run(obs_dim: int = 17, action_dim: int = 6, batch_size: int = 256,
 def main(tiny: bool = False) -> str:
   """Runs the benchmark and prints its figures (``tiny``: a smoke run of the same code, whose
   figures mean nothing)."""
-  r = run(**({'updates_per_call': 2, 'repeats': 1} if tiny else {}))
+  r = run(**({"updates_per_call": 1, "repeats": 1} if tiny else {}))
   kind, count = common.describe_devices()
   print(f"device: {kind} x{count}; batch 256, 256x256 MLPs, 17-d states, 6-d actions, "
         "1000 updates per jit call (lax.scan)")
