@@ -15,6 +15,8 @@ import os
 import subprocess
 from typing import Any, Dict, List
 
+from worldmodels.io import atomic_json
+
 
 def git_revision() -> str:
   """Short hash of HEAD, with ``+dirty`` when tracked files have uncommitted changes (new
@@ -91,7 +93,6 @@ def claim(directory: str | os.PathLike, asked: Dict[str, Any], what: str,
     FingerprintError: the directory was made by something else (the message lists up to
       eight differing keys), or it holds files but no fingerprint.
   """
-  from worldmodels.io import atomic_json  # pylint: disable=import-outside-toplevel
   directory = os.path.abspath(os.fspath(directory))
   path = os.path.join(directory, FINGERPRINT_FILE)
   if not os.path.exists(path):

@@ -1,1 +1,3 @@
-"""Shared world-model modules (pure functional): probabilistic ensembles; RSSM and the transformer context encoder come next."""
+"""Shared world-model modules (pure functional): the world-model protocol (``base``), the
+probabilistic ensemble and its training phase, artifacts, rollouts; the RSSM and the transformer
+context encoder come next."""
