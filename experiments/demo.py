@@ -10,8 +10,8 @@ dataset -> world model -> MOPO and AugWM -> zero-shot mass x damping grid, on ch
 4. Evaluation in the real environment: unshifted returns, then a 3 x 3 grid of mass x damping
    factors {0.5, 1.0, 1.5}; AugWM with the default context (z = 1) and with the test-time
    context of its online linear model (algorithm 2).
-5. ``RESULTS.md``, one heatmap per agent and per-cell differences (default: beside this file,
-   ``experiments/demo/``).
+5. ``RESULTS.md``, one heatmap per agent, an overview figure and per-cell differences, in
+   ``<workdir>/results/demo`` (``--publish``: the committed ``experiments/demo/``).
 
 About 15 minutes on 2 CPU cores. Every stage resumes from its checkpoints when rerun with the same
 ``--workdir``. The same program at larger sizes is ``experiments.augwm.run`` (same flags).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 
@@ -152,3 +153,17 @@ def test_bad_input_gives_one_paragraph_and_changes_nothing(inputs, case):
     assert word.replace("{inputs}", str(inputs)) in message, (word, message[-2000:])
   assert {name: _tree_digest(inputs / name) for name in before} == before
   assert not np.any([n.endswith(".lock") for n in os.listdir(inputs)])  # no lock left
+
+
+@pytest.mark.parametrize("program, own_flags", [
+    ("experiments.mopo.run", ["--tiny", "--workdir", "--results_dir", "--publish", "--seeds"]),
+    ("experiments.demo", ["--tiny", "--workdir", "--publish", "--no_context_augmentations"]),
+])
+def test_program_help_lists_its_own_flags(program, own_flags):
+  """``--help`` (not only ``--helpfull``) shows the flags a user of the program sets."""
+  out = subprocess.run([sys.executable, "-m", program, "--help"], cwd=REPO_ROOT, env=ENV,
+                       capture_output=True, text=True, timeout=300)
+  assert out.returncode == 1, out.stderr[-2000:]  # absl's --help exits with status 1
+  assert "Traceback" not in out.stderr, out.stderr[-2000:]
+  for flag in own_flags:  # "--workdir:" or, for booleans, "--[no]tiny:"
+    assert re.search(rf"--(\[no\])?{flag[2:]}:", out.stdout), (flag, out.stdout[-3000:])

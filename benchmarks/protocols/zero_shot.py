@@ -87,8 +87,9 @@ def save_figure(figure, path: str) -> None:
 
 
 def _draw_grid(axes, masses, dampings, means: np.ndarray, scale, cmap: str,
-               signed: bool = False) -> None:
-  """One grid on ``axes``: cells coloured on ``scale``, annotated, the training cell boxed."""
+               signed: bool = False, ylabel: bool = True) -> None:
+  """One grid on ``axes``: cells coloured on ``scale``, annotated, the training cell boxed
+  (``ylabel``: name the damping axis; side-by-side grids name it once per row)."""
   from matplotlib import patches  # pylint: disable=import-outside-toplevel
   finite = means[np.isfinite(means)]
   low, high = scale if scale else ((finite.min(), finite.max()) if finite.size else (0, 1))
@@ -99,9 +100,10 @@ def _draw_grid(axes, masses, dampings, means: np.ndarray, scale, cmap: str,
     if np.isfinite(value):
       text = f"{value:+.0f}" if signed and abs(value) >= 100 else (
           f"{value:+.3g}" if signed else _annotation(value))
-      dark = abs(value - middle) < (high - low) / 4 if signed else value <= middle
+      # White on the dark end of viridis and on both saturated ends of a diverging scale.
+      dark = abs(value - middle) > 0.3 * (high - low) if signed else value <= middle
       axes.text(column, row, text, ha="center", va="center", fontsize=7,
-                color="white" if dark and not signed else "black")
+                color="white" if dark else "black")
   if 1.0 in masses and 1.0 in dampings:
     axes.add_patch(patches.Rectangle(
         (masses.index(1.0) - 0.5, dampings.index(1.0) - 0.5), 1, 1, fill=False,
@@ -109,7 +111,8 @@ def _draw_grid(axes, masses, dampings, means: np.ndarray, scale, cmap: str,
   axes.set_xticks(range(len(masses)), [f"{mass:g}x" for mass in masses])
   axes.set_yticks(range(len(dampings)), [f"{damping:g}x" for damping in dampings])
   axes.set_xlabel("mass (x default)")
-  axes.set_ylabel("damping (x default)")
+  if ylabel:
+    axes.set_ylabel("damping (x default)")
   del image
 
 
@@ -136,15 +139,16 @@ def overview_figure(results: dict, path: str, title: str, baseline: str | None =
   scale = shared_scale(list(results.values()))
   rows = 2 if baseline in results and len(names) > 1 else 1
   cell = 0.55
-  figure, axes = plt.subplots(rows, len(names), squeeze=False, dpi=130,
-                              figsize=(1.0 + len(names) * (0.9 + cell * len(masses)),
-                                       0.9 + rows * (0.9 + cell * len(dampings))))
+  figure, axes = plt.subplots(rows, len(names), squeeze=False, dpi=130, layout="constrained",
+                              figsize=(1.6 + len(names) * (0.7 + cell * len(masses)),
+                                       1.0 + rows * (1.2 + cell * len(dampings))))
   for column, name in enumerate(names):
-    _draw_grid(axes[0, column], masses, dampings, results[name].cell_means(), scale, "viridis")
+    _draw_grid(axes[0, column], masses, dampings, results[name].cell_means(), scale, "viridis",
+               ylabel=column == 0)
     axes[0, column].set_title("\n".join(textwrap.wrap(name, 22, break_on_hyphens=False)),
                               fontsize=8)
   figure.colorbar(axes[0, 0].images[0], ax=list(axes[0]), label="return (one scale)",
-                  fraction=0.03)
+                  shrink=0.9)
   if rows == 2:
     base = results[baseline].cell_means()
     differences = {n: results[n].cell_means() - base for n in names if n != baseline}
@@ -152,15 +156,16 @@ def overview_figure(results: dict, path: str, title: str, baseline: str | None =
     for column, name in enumerate(names):
       if name == baseline:
         axes[1, column].axis("off")
-        axes[1, column].text(0.5, 0.5, f"differences\nto {baseline}\n(row below)",
+        axes[1, column].text(0.5, 0.5, f"this row:\neach agent\nminus {baseline},\ncell by cell",
                              ha="center", va="center", fontsize=8,
                              transform=axes[1, column].transAxes)
         continue
       _draw_grid(axes[1, column], masses, dampings, differences[name], (-bound, bound),
-                 "RdBu", signed=True)
-      axes[1, column].set_title(f"{name[:22]}\nminus {baseline}", fontsize=7)
+                 "RdBu", signed=True, ylabel=column == (1 if names[0] == baseline else 0))
+      axes[1, column].set_title("\n".join(textwrap.wrap(
+          f"{name} minus {baseline}", 22, break_on_hyphens=False)), fontsize=7)
     figure.colorbar(next(a.images[0] for a in axes[1] if a.images), ax=list(axes[1]),
-                    label=f"return minus {baseline}", fraction=0.03)
+                    label=f"return minus {baseline}", shrink=0.9)
   figure.suptitle("\n".join(textwrap.wrap(
       f"{title}. Red box: the training dynamics. {first.samples_label}.", 110,
       break_on_hyphens=False)), fontsize=9)
@@ -268,9 +273,11 @@ class GridResult:
                    fontsize=9)
     label = "return" + (" (scale shared across agents)" if scale else "")
     figure.colorbar(axes.images[0], ax=axes, label=label)
-    figure.text(0.01, 0.01, f"red box: the training dynamics (1x mass, 1x damping). "
-                f"{self.samples_label}.", fontsize=6)
-    figure.tight_layout(rect=(0, 0.04, 1, 1))
+    caption = textwrap.wrap(f"Red box: the training dynamics (1x mass, 1x damping). "
+                            f"{self.samples_label}.", int(width_chars * 1.4),
+                            break_on_hyphens=False)  # 6 pt: ~1.4x the 9 pt title's characters
+    figure.text(0.01, 0.01, "\n".join(caption), fontsize=6, va="bottom")
+    figure.tight_layout(rect=(0, 0.02 + 0.025 * len(caption), 1, 1))
     save_figure(figure, path)
     plt.close(figure)
 

@@ -1,7 +1,8 @@
 r"""AugWM experiments (issue 5) on the MOPO pipeline: MOPO vs AugWM (DAS, context) with the
 default and the learned test-time context, and optionally augmentations without context
 (figure 6), over seeds, on a zero-shot mass x damping grid. Shares ``--workdir`` with
-``experiments.mopo.run`` so the dataset, the ensemble and MOPO's seeds are reused.
+``experiments.mopo.run`` so the dataset, the ensemble and MOPO's seeds are reused. Results go to
+``<workdir>/results/augwm`` (``--publish``: the committed ones beside this file).
 
   python -m experiments.augwm.run [--task=cheetah-run] [--seeds=3] [--workdir=runs/mopo] \
       [--no_context_augmentations=rad,rans,das] [--dataset=vd4rl/cheetah_run/medium/state]

@@ -1,8 +1,9 @@
 r"""MOPO baseline experiment (issue 4): dataset -> ensemble -> MOPO / TD3+BC / BC over seeds ->
-unshifted returns and a zero-shot mass x damping grid. Writes ``RESULTS.md``, heatmaps and
-``results.json`` beside this file (or ``--results_dir``).
+unshifted returns and a zero-shot mass x damping grid. Writes ``RESULTS.md``, heatmaps, an
+overview figure and ``results.json`` to ``<workdir>/results/mopo`` (``--results_dir`` elsewhere;
+``--publish`` the committed ones beside this file).
 
-  python -m experiments.mopo.run [--task=cheetah-run] [--seeds=3] [--workdir=runs/mopo]
+  python -m experiments.mopo.run [--task=cheetah-run] [--seeds=3] [--workdir=runs/mopo] [--publish]
 
 Stages are resumable: each is skipped (or resumed from checkpoints) when its output exists.
 """
