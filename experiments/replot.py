@@ -24,8 +24,9 @@ from worldmodels.provenance import git_revision
 _NOTE = "Figures redrawn from the saved grids by `python -m experiments.replot"
 
 
-def replot(results_dir: str) -> list:
-  """Redraws ``results_dir``'s figures; returns the agents drawn."""
+def replot(results_dir: str, revision: str) -> list:
+  """Redraws ``results_dir``'s figures, noting ``revision`` (the code that drew them) in its
+  ``RESULTS.md``; returns the agents drawn."""
   summary_path = os.path.join(results_dir, "results.json")
   if not os.path.isfile(summary_path):
     raise ConfigError(f"{results_dir}: holds no results.json of a zero-shot experiment.")
@@ -47,7 +48,7 @@ def replot(results_dir: str) -> list:
     raise ConfigError(f"{results_dir}: its settings are not a mass x damping grid.")
   if text:
     text = re.sub(rf"\n{re.escape(_NOTE)}.*\n", "\n", text)
-    text += (f"\n{_NOTE} {os.path.relpath(results_dir)}` at git revision `{git_revision()}`: "
+    text += (f"\n{_NOTE} {os.path.relpath(results_dir)}` at git revision `{revision}`: "
              "heatmaps on one colour scale, and the overview ![overview](overview.png).\n")
     atomic_write(results_md, text)
   return names
@@ -57,8 +58,9 @@ def main(argv):
   if len(argv) < 2:
     raise ConfigError("name the results directories to redraw, e.g. python -m "
                       "experiments.replot experiments/demo")
+  revision = git_revision()  # before any figure is written into the tree
   for results_dir in argv[1:]:
-    print(f"{results_dir}: {', '.join(replot(results_dir))}")
+    print(f"{results_dir}: {', '.join(replot(results_dir, revision))}")
 
 
 if __name__ == "__main__":
