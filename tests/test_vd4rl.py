@@ -184,6 +184,33 @@ def test_render_refuses_datasets_without_physics(tmp_path):
   assert not os.path.exists(tmp_path / "px")
 
 
+def test_train_and_train_model_accept_a_catalog_name(generated, tmp_path):
+  """``--config.dataset.path=vd4rl/...`` trains on the catalog's directory, and the run
+  evaluates on the dataset's task."""
+  from experiments import train, train_model  # pylint: disable=import-outside-toplevel
+  from experiments.configs import ensemble as ensemble_configs  # pylint: disable=import-outside-toplevel
+  from experiments.configs import td3bc as td3bc_configs  # pylint: disable=import-outside-toplevel
+  from worldmodels.models.artifacts import read_model_metadata  # pylint: disable=import-outside-toplevel
+  root, _, paths = generated
+  name = "vd4rl/walker_walk/medium/state"
+  config = td3bc_configs.get_config("tiny")
+  config.dataset.path, config.dataset.root = name, root
+  config.env.task = None  # the dataset's task
+  config.workdir = str(tmp_path / "td3bc")
+  config.agent.num_steps, config.loop.eval_episodes = 20, 1
+  summary = train.run(config)
+  assert summary["task"] == TASK and np.isfinite(summary["final_return_mean"])
+  recorded = json.load(open(tmp_path / "td3bc" / "fingerprint.json"))
+  assert paths["medium"]["state"] in json.dumps(recorded)  # trained on the catalog's directory
+  model_config = ensemble_configs.get_config("tiny")
+  model_config.dataset.path, model_config.dataset.root = name, root
+  model_config.output = str(tmp_path / "model")
+  train_model.run(model_config)
+  provenance = read_model_metadata(str(tmp_path / "model"))["provenance"]
+  assert provenance["task"] == "walker-walk"
+  assert os.path.samefile(provenance["dataset"], paths["medium"]["state"])
+
+
 def test_catalog_names_resolve_and_list(generated, tmp_path):
   root, _, paths = generated
   name = "vd4rl/walker_walk/medium/16px"
