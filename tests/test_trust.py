@@ -128,6 +128,25 @@ def test_claim_resumes_the_same_and_refuses_another(tmp_path, capsys):
   assert "was made by code" in capsys.readouterr().out
 
 
+def test_a_fingerprint_write_killed_halfway_does_not_block_the_rerun(tmp_path):
+  """A SIGKILL inside the fingerprint's atomic write leaves ``fingerprint.json.tmp.<pid>``: the
+  rerun claims the directory and removes the dead writer's temporary, never a live one's."""
+  dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                        capture_output=True, text=True, check=True)
+  dead_pid, live_pid = int(dead.stdout), os.getppid()
+  (tmp_path / "w").mkdir()
+  (tmp_path / "w" / f"fingerprint.json.tmp.{dead_pid}").write_text('{"conf')
+  asked = fingerprint(config={"lr": 1e-3})
+  claim(tmp_path / "w", asked, "run")
+  assert json.loads((tmp_path / "w" / "fingerprint.json").read_text())["config"] == {"lr": 1e-3}
+  assert not (tmp_path / "w" / f"fingerprint.json.tmp.{dead_pid}").exists()
+  for pid in (dead_pid, live_pid):
+    (tmp_path / "w" / f"summary.json.tmp.{pid}").write_text("{")
+  wio.atomic_json(tmp_path / "w" / "summary.json", {"done": True})
+  assert not (tmp_path / "w" / f"summary.json.tmp.{dead_pid}").exists()
+  assert (tmp_path / "w" / f"summary.json.tmp.{live_pid}").exists()  # a live writer's
+
+
 def _td3bc_config(workdir, dataset):
   from experiments.configs import td3bc as td3bc_configs  # pylint: disable=import-outside-toplevel
   c = td3bc_configs.get_config("tiny")

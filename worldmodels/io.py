@@ -77,11 +77,30 @@ def _fsync_directory(path: str) -> None:
     os.close(fd)
 
 
+def _process_is_running(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:  # alive, someone else's
+    return True
+  return True
+
+
 def atomic_write(path: str | os.PathLike, data: str | bytes) -> None:
-  """Replaces ``path`` with ``data`` atomically (temporary file, fsync, rename)."""
+  """Replaces ``path`` with ``data`` atomically (temporary file, fsync, rename).
+
+  The temporary is ``<path>.tmp.<pid>``; those that killed writers of the same path left
+  behind (their process is gone, so they never became ``path``) are removed first.
+  """
   path = os.fspath(path)
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
+  prefix = os.path.basename(path) + ".tmp."
+  for name in os.listdir(directory):
+    pid = name[len(prefix):]
+    if name.startswith(prefix) and pid.isdigit() and not _process_is_running(int(pid)):
+      os.remove(os.path.join(directory, name))
   temp = f"{path}.tmp.{os.getpid()}"
   with open(temp, "wb") as file:
     file.write(data.encode("utf-8") if isinstance(data, str) else data)

@@ -96,8 +96,10 @@ def claim(directory: str | os.PathLike, asked: Dict[str, Any], what: str,
   directory = os.path.abspath(os.fspath(directory))
   path = os.path.join(directory, FINGERPRINT_FILE)
   if not os.path.exists(path):
-    contents = [n for n in os.listdir(directory) if not n.endswith(".lock")] if os.path.isdir(
-        directory) else []
+    # A lock, or the temporary of a fingerprint write that was killed, is not a run's output.
+    contents = [n for n in os.listdir(directory)
+                if not n.endswith(".lock") and not n.startswith(FINGERPRINT_FILE + ".tmp.")
+                ] if os.path.isdir(directory) else []
     if contents:
       raise FingerprintError(
           f"{directory}: holds files from a run without a fingerprint (older code, or not "
