@@ -56,17 +56,26 @@ def fault_point(name: str) -> None:
 def deferred_interrupts() -> Iterator[None]:
   """Holds SIGINT and SIGTERM back during the block (e.g. a checkpoint save, which runs in
   background threads that an interrupt would leave half done); they are delivered when it
-  ends. SIGKILL cannot be held back: kills are what the commit protocols are for."""
+  ends. SIGKILL cannot be held back: kills are what the commit protocols are for.
+
+  The block swaps in Python handlers that only note the signal, rather than masking it: a mask
+  holds only in the calling thread, so the kernel hands a process-wide signal to one of the
+  runtime's other threads, and the interrupt would still land inside the save.
+  """
   import threading  # pylint: disable=import-outside-toplevel
   if threading.current_thread() is not threading.main_thread():
     yield
     return
-  held = {signal.SIGINT, signal.SIGTERM}
-  previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+  received = []
+  previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
+              for sig in (signal.SIGINT, signal.SIGTERM)}
   try:
     yield
   finally:
-    signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    for sig, handler in previous.items():
+      signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+    if received:  # delivered now, to the handlers of the caller (e.g. KeyboardInterrupt)
+      signal.raise_signal(received[0])
 
 
 def _fsync_directory(path: str) -> None:
