@@ -450,10 +450,23 @@ def test_a_zero_shot_experiment_killed_anywhere_ends_with_the_same_results(
                load_dataset(zero_shot_reference / "dataset")[0])
 
 
+def _interruptible_popen(command, **kwargs) -> subprocess.Popen:
+  """A child with Ctrl-C as in a terminal, even when the tests run as a background job: its
+  children inherit an ignored SIGINT (which Python then leaves ignored), while a handled one
+  is reset to the default at exec."""
+  inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+  try:
+    return subprocess.Popen(command, **kwargs)
+  finally:
+    signal.signal(signal.SIGINT, inherited)
+
+
 def test_an_interrupt_inside_a_deferred_block_lands_after_it():
   """Ctrl-C during a checkpoint save is held until the save ends, also when the kernel hands
   the signal to another of the process's threads (as it may for a process-wide signal)."""
   import threading  # pylint: disable=import-outside-toplevel
+  # Ctrl-C's own handler, whatever this process inherited (a background job ignores SIGINT).
+  inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
   worker = threading.Thread(target=time.sleep, args=(1.0,))
   worker.start()
   for deliver in (lambda: os.kill(os.getpid(), signal.SIGINT),
@@ -467,6 +480,7 @@ def test_an_interrupt_inside_a_deferred_block_lands_after_it():
     assert reached == [True]
   worker.join()
   assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+  signal.signal(signal.SIGINT, inherited)
 
 
 def test_an_interrupt_gives_one_line_and_the_same_command_resumes(tmp_path):
@@ -480,8 +494,8 @@ def test_an_interrupt_gives_one_line_and_the_same_command_resumes(tmp_path):
              "--config.loop.checkpoint_every=200", "--config.loop.eval_every=0",
              "--config.loop.eval_episodes=0"]
   for sig in (signal.SIGINT, signal.SIGTERM):
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=ENV, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = _interruptible_popen(command, cwd=REPO_ROOT, env=ENV, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
     seen = Checkpointer(str(tmp_path / "run")).latest_step()
     deadline = time.time() + 120
     while Checkpointer(str(tmp_path / "run")).latest_step() == seen:
