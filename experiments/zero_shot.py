@@ -36,8 +36,7 @@ from worldmodels.data import format_statistics_table, read_metadata
 from worldmodels.data.source import DataSource
 from worldmodels.errors import ConfigError
 from worldmodels.models.artifacts import read_model_metadata
-from worldmodels.provenance import (FINGERPRINT_FILE, FingerprintError, differences, digest,
-                                    file_digest)
+from worldmodels.provenance import FINGERPRINT_FILE, digest, file_digest, refuse_unless_same
 
 PolicyFactory = Callable[[Any], Any]  # trained agent -> the stateful policy evaluated
 
@@ -247,12 +246,8 @@ def describe_dataset(metadata: dict, sac_steps: int) -> str:
 
 def _refuse_unless_same(path: str, recorded: Optional[dict], asked: dict, what: str,
                        workdir: str) -> None:
-  changed = (["(no fingerprint: made by older code)"] if recorded is None
-             else differences(recorded, asked))
-  if changed:
-    raise FingerprintError(
-        f"{path}: this {what} was made by another configuration, so it is not reused "
-        f"({'; '.join(changed[:6])}); give the experiment another --workdir than {workdir}.")
+  refuse_unless_same(path, recorded, asked, what,
+                     f"give the experiment another --workdir than {workdir}")
 
 
 def ensure_dataset(task: str, sizes, workdir: str) -> str:

@@ -238,7 +238,7 @@ def test_catalog_names_resolve_and_list(generated, tmp_path):
   # served when none is asked for (the card says which).
   assert catalog.resolve("vd4rl/walker_walk/random/state", root=str(tmp_path), scale="tiny",
                          overrides={"sizes.random": "40"}) == path
-  with pytest.raises(FingerprintError, match=r"other settings.*size: 40 -> 100000"):
+  with pytest.raises(FingerprintError, match=r"another configuration.*size: 40 -> 100000"):
     catalog.resolve("vd4rl/walker_walk/random/state", root=str(tmp_path), scale="full")
   with pytest.raises(FingerprintError, match=r"seed: 0 -> 3"):
     catalog.resolve("vd4rl/walker_walk/random/state", root=str(tmp_path), scale="tiny",

@@ -82,6 +82,22 @@ def differences(recorded: Dict[str, Any], asked: Dict[str, Any]) -> List[str]:
           for key in keys if old.get(key) != new.get(key)]
 
 
+def refuse_unless_same(path: str, recorded: Dict[str, Any] | None, asked: Dict[str, Any],
+                       what: str, fresh_hint: str) -> None:
+  """Checks an existing output's recorded fingerprint against the one asked for.
+
+  Raises:
+    FingerprintError: none was recorded (older code), or they differ (the message names up to
+      six differing keys and ends with ``fresh_hint``).
+  """
+  changed = (["(no fingerprint: made by older code)"] if recorded is None
+             else differences(recorded, asked))
+  if changed:
+    raise FingerprintError(
+        f"{path}: this {what} was made by another configuration, so it is not reused "
+        f"({'; '.join(changed[:6])}); {fresh_hint}.")
+
+
 def claim(directory: str | os.PathLike, asked: Dict[str, Any], what: str,
           fresh_hint: str = "choose another path") -> None:
   """Records ``asked`` as ``directory``'s fingerprint, or checks it against the recorded one.
