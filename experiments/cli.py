@@ -33,11 +33,55 @@ _PRINT_CONFIG = "print_config"
 
 def define_config_flag(help_text: str):
   """The program's ``--config=<file>.py:<preset>`` flag (locked: overrides may only set existing
-  fields) and ``--print_config``."""
+  fields), ``--print_config``, and the multi-host flags (:func:`initialize_hosts`)."""
   from ml_collections import config_flags  # pylint: disable=import-outside-toplevel
   flags.DEFINE_bool(_PRINT_CONFIG, False, "Print every field of --config (with the overrides "
                     "applied) as --config.<key>=<value> lines, then exit.")
+  flags.DEFINE_string(_COORDINATOR, None, "Several hosts (jax.distributed): host:port of "
+                      "process 0, the same on every process; with --num_processes and "
+                      "--process_id.")
+  flags.DEFINE_integer(_NUM_PROCESSES, None, "Several hosts: how many processes in all.")
+  flags.DEFINE_integer(_PROCESS_ID, None, "Several hosts: this process's index, 0 .. "
+                       "num_processes - 1.")
+  flags.DEFINE_bool(_AUTO_HOSTS, False, "Several hosts, found by jax.distributed itself "
+                    "(Cloud TPU, Slurm, Open MPI): no other flag needed.")
   return config_flags.DEFINE_config_file("config", None, help_text, lock_config=True)
+
+
+_COORDINATOR, _NUM_PROCESSES, _PROCESS_ID = "coordinator_address", "num_processes", "process_id"
+_AUTO_HOSTS = "distributed"
+
+
+def initialize_hosts() -> None:
+  """Starts ``jax.distributed`` when the multi-host flags ask for it (before any computation):
+  every process then sees every process's devices (``jax.devices()``), and ``--config.mesh.*``
+  spans them.
+
+  Raises:
+    ConfigError: some but not all of ``--coordinator_address``, ``--num_processes`` and
+      ``--process_id``, or a process id out of range.
+  """
+  if _COORDINATOR not in flags.FLAGS:
+    return
+  values = {name: flags.FLAGS[name].value for name in (_COORDINATOR, _NUM_PROCESSES,
+                                                       _PROCESS_ID)}
+  given = [name for name, value in values.items() if value is not None]
+  if flags.FLAGS[_AUTO_HOSTS].value and not given:
+    import jax  # pylint: disable=import-outside-toplevel
+    jax.distributed.initialize()
+    return
+  if not given:
+    return
+  if len(given) != 3:
+    missing = sorted(set(values) - set(given))
+    raise ConfigError(f"--{', --'.join(given)} given without --{', --'.join(missing)}: "
+                      "several hosts need all three (the same --coordinator_address and "
+                      "--num_processes on every process, and its own --process_id).")
+  if not 0 <= values[_PROCESS_ID] < values[_NUM_PROCESSES]:
+    raise ConfigError(f"--process_id={values[_PROCESS_ID]}: must be in 0 .. "
+                      f"{values[_NUM_PROCESSES] - 1} (--num_processes={values[_NUM_PROCESSES]}).")
+  import jax  # pylint: disable=import-outside-toplevel
+  jax.distributed.initialize(values[_COORDINATOR], values[_NUM_PROCESSES], values[_PROCESS_ID])
 
 
 def _flatten(config: ml_collections.ConfigDict, prefix: str = "") -> Dict[str, object]:
@@ -142,6 +186,6 @@ def run(main: Callable[[List[str]], Optional[int]], positional: bool = False) ->
         raise app.UsageError("--print_config needs --config=<file>.py:<preset>")
       print(format_config(flags.FLAGS["config"].value))
       return 0
-    return guarded(main)(argv)
+    return guarded(lambda args: (initialize_hosts(), main(args))[1])(argv)
 
   app.run(lambda argv: sys.exit(program(argv)), flags_parser=_parse_flags)

@@ -22,12 +22,14 @@ import os
 from typing import Any, Dict, Optional, Tuple
 
 from absl import app
+import jax
 import ml_collections
+import numpy as np
 
 from benchmarks.datasets import catalog
 from experiments import cli
 from benchmarks.envs import GYM_TASKS, make_env_factory, make_gym_env_factory
-from worldmodels import provenance
+from worldmodels import parallel, provenance
 from worldmodels.agents import make_agent
 from worldmodels.data import format_statistics_table, write_dataset
 from worldmodels.data.source import DataSource
@@ -56,6 +58,7 @@ def run_fingerprint(config: ml_collections.ConfigDict,
   its dataset and of its world model, and the code version."""
   values = config.to_dict()
   values.pop("workdir", None)
+  values.pop("mesh", None)  # where it runs: a run may resume on another device layout
   values["loop"] = {k: v for k, v in values["loop"].items() if k != "log_every_seconds"}
   parts: Dict[str, Any] = {"config": values}
   if source is not None:
@@ -70,12 +73,42 @@ def run_fingerprint(config: ml_collections.ConfigDict,
 
 
 def default_workdir(config: ml_collections.ConfigDict, fingerprint: Dict[str, Any]) -> str:
-  """``--config.workdir``, or ``runs/<agent>-<task>-seed<seed>-<digest>``: runs that differ in
-  anything but their workdir never share a default one."""
+  """``--config.workdir``, or ``runs/<agent>-<task>-seed<seed>-<digest>`` (``seeds<a>-<b>``
+  with ``num_seeds``): runs that differ in anything but their workdir never share a default
+  one."""
   parts = {k: v for k, v in fingerprint.items() if k != "code"}
+  seeds = seeds_of(config)
+  name = f"seeds{seeds[0]}-{seeds[-1]}" if seeds else f"seed{config.seed}"
   return config.workdir or os.path.join(
-      "runs", f"{config.agent_name}-{config.env.task}-seed{config.seed}-"
-      f"{provenance.digest(parts)[:8]}")
+      "runs", f"{config.agent_name}-{config.env.task}-{name}-{provenance.digest(parts)[:8]}")
+
+
+def seeds_of(config: ml_collections.ConfigDict) -> Optional[Tuple[int, ...]]:
+  """The vmapped seeds of ``config`` (``seed .. seed + num_seeds - 1``), None for one seed.
+
+  Raises:
+    ConfigError: ``num_seeds`` below 1.
+  """
+  if config.num_seeds < 1:
+    raise ConfigError(f"--config.num_seeds={config.num_seeds}: must be at least 1.")
+  if config.num_seeds == 1:
+    return None
+  return tuple(range(config.seed, config.seed + config.num_seeds))
+
+
+def mesh_from_config(mesh_config: ml_collections.ConfigDict):
+  """The device mesh of ``--config.mesh.*`` (None when every axis is 1: one device).
+
+  Raises:
+    ConfigError: sizes that do not multiply to the number of devices.
+  """
+  sizes = (mesh_config.members, mesh_config.seeds, mesh_config.data)
+  if sizes == (1, 1, 1):
+    return None
+  try:
+    return parallel.make_mesh(*sizes)
+  except ConfigError as error:
+    raise ConfigError(f"--config.mesh.members/seeds/data: {error}") from None
 
 
 def load_source(config: ml_collections.ConfigDict) -> DataSource:
@@ -84,6 +117,11 @@ def load_source(config: ml_collections.ConfigDict) -> DataSource:
   path = catalog.dataset_path(config.dataset.path, config.dataset.root)
   return DataSource.load(path, observation_keys=tuple(config.dataset.observation_keys),
                          frame_stack=config.frame_stack)
+
+
+def agent_vmaps_seeds(agent) -> bool:
+  """Whether ``agent``'s seeds can train as one vmapped state: every phase is offline."""
+  return all(phase.kind == "offline" for phase in agent.phases())
 
 
 def run(config: ml_collections.ConfigDict, source: Optional[DataSource] = None) -> Dict[str, Any]:
@@ -156,6 +194,10 @@ def run_with_agent(config: ml_collections.ConfigDict, source: Optional[DataSourc
     source: the data source of ``config.dataset.path``, already loaded (experiments that train
       several agents or seeds on one dataset load it once); default: loaded here.
   """
+  if jax.process_count() > 1:
+    raise ConfigError("experiments.train runs on one host (its evaluation and replay are "
+                      "host-side); on several hosts use experiments.train_model, or the "
+                      "library's train(..., mesh=...) as WORKSPACE.md shows.")
   source = resolve_config(config, source)
   spec = source.spec() if source is not None else None
   env_factory = env_factory_from_config(config, config.env.task)
@@ -167,19 +209,31 @@ def run_with_agent(config: ml_collections.ConfigDict, source: Optional[DataSourc
     spec = env_spec
   _check_before_training(config, spec, env_spec, source)
   agent = make_agent(config.agent_name, config.agent, spec)
+  seeds = seeds_of(config)
+  if seeds is not None and not agent_vmaps_seeds(agent):
+    raise ConfigError(f"--config.num_seeds={config.num_seeds}: agent {config.agent_name!r} "
+                      "trains online, one seed per run; run the seeds one by one "
+                      "(--config.seed=<k>).")
   fingerprint = run_fingerprint(config, source)
   workdir = default_workdir(config, fingerprint)
-  loop = LoopConfig(seed=config.seed, **config.loop.to_dict())
+  loop = LoopConfig(seed=config.seed, seeds=seeds, **config.loop.to_dict())
   result: TrainResult = train(agent, workdir=workdir, loop=loop, data=source,
-                              env_factory=env_factory, fingerprint=fingerprint)
+                              env_factory=env_factory, fingerprint=fingerprint,
+                              mesh=mesh_from_config(config.mesh))
   eval_path = os.path.join(workdir, "eval.jsonl")
   evaluations = read_jsonl(eval_path) if os.path.exists(eval_path) else []  # across resumes
+  # The final evaluation: the last row of each seed.
+  final = list({row.get("seed", config.seed): row for row in evaluations}.values())
   summary: Dict[str, Any] = {
       "agent": config.agent_name, "task": config.env.task, "seed": config.seed,
       "workdir": os.path.abspath(workdir), "evaluations": evaluations,
-      "final_return_mean": evaluations[-1]["return_mean"] if evaluations else None,
-      "final_return_std": evaluations[-1]["return_std"] if evaluations else None,
+      "final_return_mean": float(np.mean([r["return_mean"] for r in final])) if final else None,
+      "final_return_std": (float(np.std([r["return_mean"] for r in final])) if seeds else
+                           final[-1]["return_std"]) if final else None,
   }
+  if seeds is not None:
+    summary["seeds"] = list(seeds)
+    summary["final_return_per_seed"] = [r["return_mean"] for r in final]
   if config.save_replay:
     expected = config.agent.num_steps // max(1, (config.env.episode_length or 500))
     if result.replay is None:
@@ -201,8 +255,9 @@ def run_with_agent(config: ml_collections.ConfigDict, source: Optional[DataSourc
     print(format_statistics_table(metadata["statistics"], config.save_replay))
   with atomic_text(os.path.join(workdir, "summary.json")) as f:
     json.dump(summary, f, indent=2)
-  print(f"final evaluation: {summary['final_return_mean']} ± {summary['final_return_std']} "
-        f"({config.agent_name}, {config.env.task}); workdir {summary['workdir']}")
+  over = f" over seeds {list(seeds)}" if seeds else ""
+  print(f"final evaluation: {summary['final_return_mean']} ± {summary['final_return_std']}"
+        f"{over} ({config.agent_name}, {config.env.task}); workdir {summary['workdir']}")
   return summary, agent, result
 
 

@@ -7,7 +7,8 @@ Training is a phase of the common loop, with checkpoints and per-epoch logs in
 ``<output>.train`` (``--config.workdir``): a rerun of the same command resumes, a workdir made
 for another dataset or config is refused. Prints the holdout report at the end (per-member MSE
 and NLL, elites, per-dimension MSE and variance calibration of the elites). The dataset may be a
-directory or a catalog name.
+directory or a catalog name. On several devices, ``--config.mesh.members=<n>`` splits the
+members over ``n`` of them (the numbers equal a one-device run's).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import numpy as np
 
 from benchmarks.datasets import catalog
 from experiments import cli
-from worldmodels import provenance
+from experiments.train import mesh_from_config
+from worldmodels import parallel, provenance
 from worldmodels.data.source import DataSource
 from worldmodels.errors import ConfigError
 from worldmodels.models.artifacts import ModelArtifactError, save_model
@@ -37,7 +39,7 @@ def model_fingerprint(config, source: DataSource) -> dict:
   """What makes an artifact: the model config and seed, the dataset's identity, the code."""
   metadata = source.metadata()
   values = config.to_dict()
-  for key in ("output", "workdir", "log_every_seconds"):
+  for key in ("output", "workdir", "log_every_seconds", "mesh"):
     values.pop(key, None)
   return provenance.fingerprint(config=values, dataset={
       "path": metadata.get("path"),
@@ -72,10 +74,19 @@ def run(config, source: DataSource | None = None) -> dict:
                     checkpoint_every=config.checkpoint_every_epochs * learner.num_batches,
                     seed=config.seed, max_to_keep=2, log_every_seconds=config.log_every_seconds)
   start = time.time()
-  state = train(learner, workdir=workdir, loop=loop, data=source, fingerprint=fingerprint).state
+  mesh = mesh_from_config(config.mesh)
+  if mesh is not None and config.model.num_members % mesh.shape["members"]:
+    raise ConfigError(f"--config.mesh.members={mesh.shape['members']} does not divide the "
+                      f"{config.model.num_members} ensemble members.")
+  state = train(learner, workdir=workdir, loop=loop, data=source, fingerprint=fingerprint,
+                mesh=mesh).state
+  state = parallel.to_host(state)  # several hosts: every process gets the whole state
   model, report = learner.trained_model(state), learner.report(state)
   summary = dict(report.as_dict(), train_seconds=time.time() - start)
   metadata = source.metadata()
+  if not parallel.is_primary():  # process 0 writes the artifact
+    parallel.barrier("artifact saved")
+    return summary
   save_model(config.output, learner.ensemble, model, report=summary,
              provenance={"dataset": metadata.get("path", config.dataset.path),
                          "task": metadata.get("task"), "seed": config.seed,
@@ -89,6 +100,7 @@ def run(config, source: DataSource | None = None) -> dict:
   print(f"elites' holdout MSE per dim (delta_s..., r): {report.mse_per_dim}")
   print(f"elites' calibration MSE/predicted var per dim (1 = calibrated): {report.calibration}")
   print(f"saved {os.path.abspath(config.output)}")
+  parallel.barrier("artifact saved")
   return summary
 
 

@@ -37,6 +37,7 @@ from worldmodels.data.source import DataSource
 from worldmodels.errors import ConfigError
 from worldmodels.models.artifacts import read_model_metadata
 from worldmodels.provenance import FINGERPRINT_FILE, digest, file_digest, refuse_unless_same
+from worldmodels.training.seeds import unstack_seeds
 
 PolicyFactory = Callable[[Any], Any]  # trained agent -> the stateful policy evaluated
 
@@ -46,7 +47,7 @@ class AgentRun:
   """One trained agent (over seeds) and the ways it is evaluated.
 
   Attributes:
-    stage: workdir prefix (``<stage>-seed<k>``).
+    stage: workdir prefix (``<stage>-seed0``, or ``<stage>-seeds0-<k>`` for vmapped seeds).
     configs: the agent's launcher config module (``get_config(preset)``).
     steps: updates per seed.
     configure: extra config edits (e.g. MOPO's horizon), applied after the defaults.
@@ -312,16 +313,23 @@ def stage_config(run: AgentRun, seed: int, task: str, inputs: Prepared, workdir:
   return c
 
 
-def trained_agent(run: AgentRun, seed: int, task: str, inputs: Prepared, workdir: str):
-  """Trains seed ``seed`` of ``run`` (or restores its finished run from the workdir).
+def trained_agents(run: AgentRun, task: str, inputs: Prepared, workdir: str):
+  """Trains the seeds ``0 .. sizes.seeds - 1`` of ``run`` (or restores the finished run from
+  the workdir): several seeds as one vmapped run (``--config.num_seeds``, workdir
+  ``<stage>-seeds0-<k>``), one seed as its own run (``<stage>-seed0``).
 
   Returns:
-    ``(agent, final state, launcher config)``.
+    ``(agent, final state per seed, launcher config)``.
   """
-  c = stage_config(run, seed, task, inputs, workdir)
-  print(f"== {run.stage} seed {seed}: {run.steps} updates", flush=True)
+  seeds = inputs.sizes.seeds
+  c = stage_config(run, 0, task, inputs, workdir)
+  if seeds > 1:
+    c.num_seeds = seeds
+    c.workdir = os.path.join(workdir, f"{run.stage}-seeds0-{seeds - 1}")
+  print(f"== {run.stage} " + (f"seeds 0-{seeds - 1}, vmapped" if seeds > 1 else "seed 0")
+        + f": {run.steps} updates", flush=True)
   _, agent, result = train_launcher.run_with_agent(c, inputs.source)
-  return agent, result.state, c
+  return agent, (unstack_seeds(result.state) if seeds > 1 else [result.state]), c
 
 
 def _linear_r2(carry) -> Optional[float]:
@@ -355,8 +363,10 @@ def run_agents(task: str, inputs: Prepared, workdir: str, runs: Sequence[AgentRu
   seed_grids: Dict[str, List[GridResult]] = {}
   linear_r2: Dict[str, List[float]] = {}
   for run in runs:
-    for seed in range(sizes.seeds):
-      agent, state, c = trained_agent(run, seed, task, inputs, workdir)
+    agent, states, c = trained_agents(run, task, inputs, workdir)
+    for seed, state in enumerate(states):
+      # Runs of several seeds share a workdir: their cached evaluations are named per seed.
+      seed_part = [f"seed {seed}"] if len(states) > 1 else []
       for row, policy_for in run.evaluations.items():
         policy = policy_for(agent)
         r2: List[float] = []  # per episode evaluated in this process
@@ -365,8 +375,8 @@ def run_agents(task: str, inputs: Prepared, workdir: str, runs: Sequence[AgentRu
         # settings and the episodes, so a changed grid is never served from an old cache.
         run_digest = file_digest(os.path.join(c.workdir, FINGERPRINT_FILE))
         name = lambda kind, *parts: (
-            f"{kind}-{slug(row)}-{digest([run_digest, row, sizes.episode_length, *parts])[:8]}"
-            ".json")
+            f"{kind}-{slug(row)}-"
+            f"{digest([run_digest, row, sizes.episode_length, *seed_part, *parts])[:8]}.json")
         # Unshifted: the default dynamics, with this row's policy (e.g. its test-time context).
         default = _cached(os.path.join(c.workdir, name("unshifted", sizes.eval_episodes,
                                                        "seeds 10000+1000k")),

@@ -70,3 +70,19 @@ def tiny_world_model(state_dim: int, action_dim: int):
   c.num_members, c.num_elites, c.hidden_sizes, c.weight_decays = 3, 2, (16,), (0.0, 0.0)
   model_def = ensemble.Ensemble(state_dim, action_dim, c)
   return model_def, model_def.init(jax.random.PRNGKey(0))
+
+
+def make_source():
+  """A data source of three synthetic episodes (60, 70 and 50 steps)."""
+  from worldmodels.data.source import DataSource  # pylint: disable=g-import-not-at-top
+  return DataSource({"d": synthetic_steps((60, 70, 50))})
+
+
+def four_member_ensemble_learner(source, max_epochs: int = 3):
+  """A 4-member ensemble learner on ``source`` (splits over 4 devices)."""
+  from worldmodels.models import ensemble  # pylint: disable=g-import-not-at-top
+  from worldmodels.models.ensemble_learner import EnsembleLearner  # pylint: disable=g-import-not-at-top
+  c = ensemble.default_config()
+  c.num_members, c.num_elites, c.hidden_sizes = 4, 2, (32, 32)
+  c.weight_decays, c.batch_size, c.holdout_size = (0.0, 0.0, 0.0), 16, 20
+  return EnsembleLearner.from_source(c, source, max_epochs=max_epochs)

@@ -70,8 +70,9 @@ TINY = {
         ["--tiny", "--seeds=1", "--task=walker-walk", "--workdir=runs/table1-run",
          "--data_root=data"]),
     "python -m experiments.augwm.table1 --kinds=random --results_dir=runs/table1": ([], []),
-    "python -m experiments.augwm.other_shifts": ([], ["--tiny", "--seeds=1"]),
-    "python -m experiments.augwm.mid_episode": ([], ["--tiny", "--seeds=1"]),
+    # The tiny preset's 2 seeds: the vmapped MOPO and AugWM runs of the commands above reused.
+    "python -m experiments.augwm.other_shifts": ([], ["--tiny"]),
+    "python -m experiments.augwm.mid_episode": ([], ["--tiny"]),
     "python -m experiments.augwm.run --sizes=paper": ([("paper", "tiny")], []),
     "python -m experiments.replot experiments/demo": (
         [("experiments/demo", "runs/mopo/results/augwm")], []),  # never the committed figures
@@ -81,6 +82,7 @@ TINY = {
     "python -m benchmarks.datasets render ~/data/vd4rl/walker_walk/random/state "
     "/tmp/random-84px --size 84": ([], []),
     "python -m benchmarks.perf ensemble": ([], ["--tiny"]),
+    "python -m benchmarks.perf seeds": ([], ["--tiny"]),
     "python -m benchmarks.perf rollout": ([], ["--tiny"]),
     "python -m benchmarks.perf render --frames 10000": ([], ["--tiny"]),
 }
@@ -164,6 +166,9 @@ def _checks(scratch: str) -> dict:
   def td3bc(out):
     assert "(td3bc, cheetah-run)" in out  # evaluated on the dataset's own task
 
+  def perf_seeds(out):
+    assert re.search(r"^speed-up [0-9.]+ ", out, re.M), out
+
   def mopo(out):
     assert "(mopo, cheetah-run)" in out and np.isfinite(float(out.split("final evaluation: ")[1]
                                                               .split(" ")[0]))
@@ -185,10 +190,12 @@ def _checks(scratch: str) -> dict:
     assert "one-step-ahead R^2" in text and "two-sided Welch t-test over seeds" in text
     # The unshifted return of an agent acting with its own policy is the loop's final
     # evaluation: the same episodes.
-    summary = json.load(open(s("runs", "mopo", "mopo-seed0", "summary.json")))
+    # The two seeds trained as one vmapped run.
+    summary = json.load(open(s("runs", "mopo", "mopo-seeds0-1", "summary.json")))
     unshifted = json.load(open(s("runs", "mopo", "results", "augwm", "results.json")))[
         "unshifted"]
-    np.testing.assert_allclose(unshifted["MOPO"][0], summary["final_return_mean"], rtol=1e-6)
+    assert summary["seeds"] == [0, 1]
+    np.testing.assert_allclose(unshifted["MOPO"], summary["final_return_per_seed"], rtol=1e-6)
 
   def table1_run(out):
     assert "| walker-walk random |" in open(s("runs", "table1", "random", "RESULTS.md")).read()
@@ -203,7 +210,7 @@ def _checks(scratch: str) -> dict:
                                           "RESULTS.md")).read()
 
   def mid_episode(out):
-    assert "| MOPO | 1 |" in out  # 1 seed x 1 episode
+    assert "| MOPO | 2 |" in out  # 2 seeds x 1 episode
     assert os.path.getsize(s("runs", "mopo", "results", "mid_episode", "mid_episode.png")) > 5_000
 
   def paper_sizes_as_tiny(out):
@@ -215,8 +222,9 @@ def _checks(scratch: str) -> dict:
                            timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Grid: 1 cells" in open(s("runs", "one-cell", "RESULTS.md")).read()
-    caches = [n for n in os.listdir(s("runs", "mopo", "mopo-seed0")) if n.startswith("grid-mopo-")]
-    assert len(caches) == 2, caches  # the 3 x 3 grid's and the 1-cell grid's
+    caches = [n for n in os.listdir(s("runs", "mopo", "mopo-seeds0-1"))
+              if n.startswith("grid-mopo-")]
+    assert len(caches) == 4, caches  # per seed: the 3 x 3 grid's and the 1-cell grid's
 
   def online_offline(out):
     assert "| SAC (online)" in out and "| TD3+BC (offline)" in out
@@ -237,6 +245,7 @@ def _checks(scratch: str) -> dict:
       "--config.dataset.path=/tmp/replay": td3bc,
       "python -m experiments.train --config=experiments/configs/mopo.py:demo "
       "--config.dataset.path=/tmp/replay --config.agent.model_path=/tmp/ensemble": mopo,
+      "python -m benchmarks.perf seeds": perf_seeds,
       "python -m experiments.augwm.run --no_context_augmentations=rad,rans,das": augwm,
       "python -m experiments.augwm.run --dataset=vd4rl/cheetah_run/random/state "
       "--results_dir=runs/table1/random": table1_run,

@@ -358,13 +358,14 @@ def sac_reference(tmp_path_factory):
   return root
 
 
-@pytest.mark.parametrize("fault", ["checkpoint.written:2",
+@pytest.mark.parametrize("fault", [pytest.param("checkpoint.written:2", marks=pytest.mark.slow),
                                    pytest.param("metrics.row:3", marks=pytest.mark.slow),
                                    pytest.param("atomic_directory.rename:1",
                                                 marks=pytest.mark.slow)])
 def test_online_sac_killed_anywhere_ends_bit_identical(sac_reference, tmp_path, fault):
-  """Killed during its second checkpoint save (mid-way through a log row, or as its replay
-  is renamed into place: slow): the rerun ends with the same parameters and the same
+  """Killed during its second checkpoint save, mid-way through a log row, or as its replay
+  is renamed into place (all slow; tests/test_loop.py resumes an online run in the default
+  suite): the rerun ends with the same parameters and the same
   exported replay as an uninterrupted run."""
   def args(name):
     return (*SAC_TINY, f"--config.workdir={tmp_path / name}",

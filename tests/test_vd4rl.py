@@ -292,6 +292,7 @@ def test_every_generation_preset_builds():
     configs.get_config("dog-run")
 
 
+@pytest.mark.slow  # walker and cheetah cover the generator in the default suite
 def test_humanoid_and_hopper_generate_at_tiny_size(tmp_path):
   """The presets beyond walker and cheetah run end to end (random and a snapshot rollout)."""
   for task in ("humanoid-walk", "hopper-hop"):

@@ -13,6 +13,7 @@ import sys
 from worldmodels.cli import guarded
 
 BENCHMARKS = {"sac": "benchmarks.perf.sac", "ensemble": "benchmarks.perf.ensemble",
+              "seeds": "benchmarks.perf.seeds",
               "rollout": "benchmarks.perf.rollout", "render": "benchmarks.perf.render"}
 
 

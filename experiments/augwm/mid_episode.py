@@ -89,13 +89,15 @@ def main(argv, common: zero_shot.CommonFlags, length_flag, switch_flag, window_f
       make_env_factory(common.task.value, episode_length=length, record_physics=True), setting)
   traces: dict = {}
   for run in runs:
-    for seed in range(size.seeds):
-      agent, state, c = zero_shot.trained_agent(run, seed, common.task.value, inputs,
+    agent, states, c = zero_shot.trained_agents(run, common.task.value, inputs,
                                                 common.workdir.value)
+    for seed, state in enumerate(states):
+      seed_part = [f"seed {seed}"] if len(states) > 1 else []  # seeds sharing a workdir
       for row, policy_for in run.evaluations.items():
         run_digest = file_digest(os.path.join(c.workdir, FINGERPRINT_FILE))
         cache = os.path.join(c.workdir, f"mid-episode-{length}-{switch}-{zero_shot.slug(row)}-"
-                             f"{digest([run_digest, setting.name, size.grid_episodes])[:8]}.json")
+                             f"{digest([run_digest, setting.name, size.grid_episodes, *seed_part])[:8]}"
+                             ".json")
         if os.path.exists(cache):
           with open(cache) as f:
             rewards = json.load(f)

@@ -13,7 +13,9 @@ def base_config(agent_name: str, agent: ml_collections.ConfigDict) -> ml_collect
   (evaluation / online environment, single frames), ``dataset`` (offline data),
   ``frame_stack`` (frames per stack of image observations: declared once, honoured by the
   samplers, the environment wrapper and evaluation), ``loop`` (LoopConfig fields), ``seed``,
-  ``workdir``, ``save_replay`` (online agents: write the replay as a dataset there).
+  ``num_seeds`` (offline agents: that many seeds from ``seed`` on, vmapped in one run),
+  ``mesh`` (devices per mesh axis), ``workdir``, ``save_replay`` (online agents: write the
+  replay as a dataset there).
   """
   c = ml_collections.ConfigDict()
   c.agent_name = agent_name
@@ -36,6 +38,9 @@ def base_config(agent_name: str, agent: ml_collections.ConfigDict) -> ml_collect
   c.dataset.root = config_dict.placeholder(str)  # catalog root (None: $WORLDMODELS_DATA)
   c.dataset.observation_keys = ("state",)
 
+  c.num_seeds = 1  # > 1: seeds seed .. seed + num_seeds - 1 as one vmapped state (offline)
+  c.mesh = mesh_config()
+
   c.loop = ml_collections.ConfigDict()
   c.loop.steps_per_chunk = 1000
   c.loop.eval_every = 10_000
@@ -46,6 +51,16 @@ def base_config(agent_name: str, agent: ml_collections.ConfigDict) -> ml_collect
   c.loop.log_every_seconds = 10.0
   c.loop.divergence_threshold = 1e8  # a loss or Q-value past this has diverged
   c.loop.on_divergence = "warn"  # or "stop" (like a NaN)
+  return c
+
+
+def mesh_config() -> ml_collections.ConfigDict:
+  """Devices per mesh axis (``worldmodels.parallel.make_mesh``); all 1: one device. Their
+  product must be the number of devices (``jax.devices()``, over every process)."""
+  c = ml_collections.ConfigDict()
+  c.members = 1  # ensemble members split over this many devices
+  c.seeds = 1  # vmapped seeds split over this many devices
+  c.data = 1  # each batch split over this many devices
   return c
 
 

@@ -4,6 +4,7 @@
 import ml_collections
 from ml_collections import config_dict
 
+from experiments.configs import common
 from worldmodels.models import ensemble
 
 
@@ -18,6 +19,7 @@ def get_config(preset: str = "default"):
   c.dataset.observation_key = "state"
   c.output = config_dict.placeholder(str)  # artifact directory (must not exist)
   c.workdir = config_dict.placeholder(str)  # checkpoints and logs; None: <output>.train
+  c.mesh = common.mesh_config()  # e.g. --config.mesh.members=4 on 4 devices
   c.checkpoint_every_epochs = 10
   c.log_every_seconds = 10.0
   if preset == "default":

@@ -83,6 +83,7 @@ class DataSource:
                                               task=self._metadata[name].get("task"))
       self._arrays[name] = DatasetArrays(jax.device_put(steps, device), index, {})
     self._device = device
+    self._placed: Dict[object, tuple] = {}  # sharding -> (tables, arrays placed with it)
 
   @classmethod
   def load(cls, paths: str | Mapping[str, str], *,
@@ -143,6 +144,17 @@ class DataSource:
   def arrays(self) -> Dict[str, DatasetArrays]:
     """Name -> device arrays and tables: the pytree samplers read inside ``jit``."""
     return dict(self._arrays)
+
+  def placed_arrays(self, sharding, put: Callable) -> Dict[str, DatasetArrays]:
+    """:attr:`arrays` with ``sharding`` (e.g. replicated over a mesh), placed with
+    ``put(value, sharding)`` once per sharding and set of tables, then reused (runs over
+    seeds and agents on one mesh upload the data once)."""
+    tables = tuple((name, tuple(sorted(a.tables))) for name, a in self._arrays.items())
+    cached = self._placed.get(sharding)
+    if cached is None or cached[0] != tables:
+      placed = jax.tree_util.tree_map(lambda x: put(x, sharding), self.arrays)
+      cached = self._placed[sharding] = (tables, placed)
+    return dict(cached[1])
 
   def nbytes(self) -> int:
     """Bytes of every device array (steps, index and tables)."""

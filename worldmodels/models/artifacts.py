@@ -63,7 +63,11 @@ def save_model(path: str, model: WorldModel, params: Any,
   meta = {"kind": model.kind, "format_version": FORMAT_VERSION, **model.metadata(),
           "report": _to_jsonable(report or {}), "provenance": _to_jsonable(provenance or {})}
   with Lock(path, "saving a model artifact"), atomic_directory(path) as partial:
-    checkpointer = ocp.StandardCheckpointer()
+    # This process alone writes (with several processes, the one that saves the artifact).
+    me = jax.process_index()
+    checkpointer = ocp.StandardCheckpointer(
+        multiprocessing_options=ocp.options.MultiprocessingOptions(
+            primary_host=me, active_processes={me}))
     with deferred_interrupts():  # Ctrl-C lands after the save, not inside orbax's threads
       checkpointer.save(os.path.join(partial, "params"),
                         jax.tree_util.tree_map(np.asarray, params))

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from jax.sharding import PartitionSpec
 
 from worldmodels.data.samplers import all_transitions
 from worldmodels.models.ensemble import (Ensemble, EnsembleModel, ModelBatch, make_targets,
@@ -263,6 +264,18 @@ class EnsembleLearner:
                   sampler=None, frozen=lambda source: self.data,
                   steps_per_chunk=self.num_batches, is_done=lambda s: bool(s.stopped),
                   summary=self.summary)]
+
+  def partition_specs(self, state: EnsembleTrainState) -> EnsembleTrainState:
+    """Where each leaf of the state goes on a mesh (``worldmodels.parallel``): the member axis
+    of the parameters, their Adam moments, the per-member holdout errors and epoch orders on
+    ``"members"``; the rest (shared bounds, normalisers, counters, the split) replicated."""
+
+    def spec(path, leaf):
+      names = {getattr(k, "key", getattr(k, "name", None)) for k in path}
+      on_members = bool(names & {"members", "best_mse", "last_mse", "order"})
+      return PartitionSpec("members") if on_members and np.ndim(leaf) else PartitionSpec()
+
+    return jax.tree_util.tree_map_with_path(spec, state)
 
   def summary(self, state: EnsembleTrainState) -> Dict[str, float]:
     """Holdout figures after the latest epoch (logged once per epoch by the loop)."""

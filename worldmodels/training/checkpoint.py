@@ -6,6 +6,11 @@ is always a whole checkpoint, and a kill during a save leaves only a partial dir
 next save of that step replaces. The newest ``max_to_keep`` are kept (None: all of them).
 :meth:`Checkpointer.restore_latest` falls back to the previous kept checkpoint, and says so, when
 the newest one cannot be read (a truncated or corrupted file).
+
+Device arrays are saved as they are, so a sharded state (``worldmodels.parallel``) is written
+shard by shard and restored onto the shardings of the ``like`` tree it is restored into. With
+several processes (``jax.distributed``) every process calls ``save`` and ``restore``; process 0
+alone creates, renames and prunes directories, between barriers.
 """
 
 from __future__ import annotations
@@ -18,9 +23,21 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from worldmodels.parallel import barrier, is_primary
 from worldmodels.io import PARTIAL_SUFFIX, deferred_interrupts, fault_point
 
 _ITEM = "default"
+
+
+def _savable(leaf: Any) -> Any:
+  return leaf if isinstance(leaf, jax.Array) else np.asarray(leaf)
+
+
+def _target(leaf: Any) -> Any:
+  """What orbax restores a leaf into: device arrays onto their sharding, others as numpy."""
+  if isinstance(leaf, jax.Array):
+    return jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=leaf.sharding)
+  return np.asarray(leaf)
 
 
 class CheckpointError(RuntimeError):
@@ -53,21 +70,27 @@ class Checkpointer:
     """Saves ``tree`` as checkpoint ``step`` (replacing one of that step), then prunes."""
     final, partial = self._path(step), self._path(step) + PARTIAL_SUFFIX
     with deferred_interrupts():  # Ctrl-C lands after the save, not inside orbax's threads
-      shutil.rmtree(partial, ignore_errors=True)
-      os.makedirs(partial)
-      self._orbax.save(os.path.join(partial, _ITEM), jax.tree_util.tree_map(np.asarray, tree))
+      if is_primary():
+        shutil.rmtree(partial, ignore_errors=True)
+        os.makedirs(partial)
+      barrier(f"checkpoint {step}: directory made")
+      self._orbax.save(os.path.join(partial, _ITEM), jax.tree_util.tree_map(_savable, tree))
       self._orbax.wait_until_finished()
+      barrier(f"checkpoint {step}: written")
       fault_point("checkpoint.written")  # data on disk, not yet committed
-      if os.path.exists(final):
-        shutil.rmtree(final)
-      os.replace(partial, final)
-    if self.max_to_keep is not None:
-      for old in self.all_steps()[:-self.max_to_keep]:
-        shutil.rmtree(self._path(old), ignore_errors=True)
+      if is_primary():
+        if os.path.exists(final):
+          shutil.rmtree(final)
+        os.replace(partial, final)
+        if self.max_to_keep is not None:
+          for old in self.all_steps()[:-self.max_to_keep]:
+            shutil.rmtree(self._path(old), ignore_errors=True)
+      barrier(f"checkpoint {step}: committed")
 
   def restore(self, step: int, like: Any) -> Any:
-    """Restores ``step`` into the structure (and dtypes) of ``like``."""
-    like = jax.tree_util.tree_map(np.asarray, like)
+    """Restores ``step`` into the structure, dtypes and shardings of ``like`` (its device
+    arrays come back as device arrays on their shardings, other leaves as numpy)."""
+    like = jax.tree_util.tree_map(_target, like)
     return self._orbax.restore(os.path.join(self._path(step), _ITEM), like)
 
   def restore_latest(self, like: Any) -> Tuple[Optional[int], Any]:

@@ -27,8 +27,14 @@ class MetricsLogger:
   dropped then.
   """
 
-  def __init__(self, workdir: str):
+  def __init__(self, workdir: str, enabled: bool = True):
+    """Args:
+      workdir: where the streams are written.
+      enabled: False: rows are returned but not written (the processes of a multi-process
+        run other than process 0).
+    """
     self.workdir = workdir
+    self.enabled = enabled
     os.makedirs(workdir, exist_ok=True)
     self._csv_columns: Dict[str, list] = {}
 
@@ -39,6 +45,8 @@ class MetricsLogger:
   def truncate(self, step: int | None, streams=("train", "eval")) -> None:
     """Keeps only the rows up to ``step`` (None: none) of each stream, rewriting both files
     atomically: the logs of a run resumed from the checkpoint at ``step``."""
+    if not self.enabled:
+      return
     for stream in streams:
       jsonl, csv_path = self._paths(stream)
       if not os.path.exists(jsonl):
@@ -60,6 +68,8 @@ class MetricsLogger:
 
   def write(self, stream: str, step: int, phase: str, metrics: Mapping[str, float]) -> dict:
     row = {"step": int(step), "phase": phase, **{k: _to_float(v) for k, v in metrics.items()}}
+    if not self.enabled:
+      return row
     jsonl, csv_path = self._paths(stream)
     line = json.dumps(row) + "\n"
     with open(jsonl, "a") as f:

@@ -19,12 +19,15 @@ import dataclasses
 import math
 import os
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax.sharding import Mesh
+
+from worldmodels import parallel
 from worldmodels.data.source import DataSource
 from worldmodels.data.types import Steps
 from worldmodels.training import replay as replay_lib
@@ -32,6 +35,7 @@ from worldmodels.training.acting import (EnvFactory, EnvironmentEvaluator, Episo
                                          Evaluator)
 from worldmodels.training.agent import Phase
 from worldmodels.training.checkpoint import Checkpointer
+from worldmodels.training.seeds import select_seed, stack_seeds
 from worldmodels.errors import ConfigError
 from worldmodels.io import Lock
 from worldmodels.provenance import claim
@@ -81,6 +85,10 @@ class LoopConfig:
       ``target_``) whose magnitude exceeds this has diverged.
     on_divergence: ``"warn"`` (one line per metric and phase) or ``"stop"`` (like a NaN:
       :class:`DivergenceError`, the last good checkpoint kept).
+    seeds: train these seeds together, as one state with a leading seed axis ``[S, ...]``
+      updated by one vmapped jit (offline phases only); each seed gets the keys, the
+      evaluation episodes and so the numbers a run with ``seed`` set to it gets. None: one
+      run of ``seed``, no seed axis.
   """
 
   steps_per_chunk: int = 1000
@@ -94,17 +102,23 @@ class LoopConfig:
   snapshot_every: int = 0
   divergence_threshold: float = 1e8
   on_divergence: str = "warn"
+  seeds: Optional[Tuple[int, ...]] = None
 
   def __post_init__(self):
     if self.on_divergence not in ("warn", "stop"):
       raise ConfigError(f"loop.on_divergence must be 'warn' or 'stop', got "
                         f"{self.on_divergence!r}.")
+    if self.seeds is not None:
+      self.seeds = tuple(int(s) for s in self.seeds)
+      if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+        raise ConfigError(f"loop.seeds must be distinct seeds, got {self.seeds!r}.")
 
 
 SNAPSHOT_DIRECTORY = "snapshots"
 
 
-def restore_snapshot(agent, workdir: str, step: int, key: jax.Array | None = None) -> Any:
+def restore_snapshot(agent, workdir: str, step: int, key: jax.Array | None = None,
+                     num_seeds: Optional[int] = None) -> Any:
   """The agent state saved at ``step`` by a run with ``LoopConfig.snapshot_every``.
 
   Args:
@@ -112,6 +126,8 @@ def restore_snapshot(agent, workdir: str, step: int, key: jax.Array | None = Non
     workdir: the run's working directory.
     step: a snapshot step (see :func:`snapshot_steps`).
     key: key for the structure-giving ``init`` (its values are discarded).
+    num_seeds: the run had ``LoopConfig.seeds`` of this many seeds: the state has that
+      leading axis.
 
   Raises:
     FileNotFoundError: no snapshot at ``step`` (the message lists those on disk).
@@ -123,6 +139,8 @@ def restore_snapshot(agent, workdir: str, step: int, key: jax.Array | None = Non
     raise FileNotFoundError(f"no snapshot at step {step} in {checkpointer.directory}; "
                             f"snapshots on disk: {steps}.")
   like = agent.init(jax.random.PRNGKey(0) if key is None else key)
+  if num_seeds is not None:
+    like = stack_seeds([like] * num_seeds)
   state = checkpointer.restore(step, like)
   checkpointer.close()
   return state
@@ -153,8 +171,12 @@ class TrainResult:
   replay: Optional[Steps]
 
 
+_CALLS = "periodic_calls"
+
+
 def _mean_metrics(metrics: Dict[str, jax.Array]) -> Dict[str, jax.Array]:
-  return {k: jnp.mean(v) for k, v in metrics.items()}
+  """Means over the chunk's updates (the leading axis; a seed axis stays)."""
+  return {k: jnp.mean(v, axis=0) for k, v in metrics.items()}
 
 
 def _check_finite(metrics: Dict[str, float], phase: str, first: int, last: int,
@@ -197,21 +219,63 @@ def _check_divergence(metrics: Dict[str, float], phase: str, first: int, last: i
           "instead).", flush=True)
 
 
-def _make_offline_chunk(phase: Phase):
-  """``(agent_state, key, arrays, frozen, length) -> (agent_state, key, mean metrics)``."""
+def make_offline_chunk(phase: Phase, seeded: bool = False, mesh: Optional[Mesh] = None):
+  """The jitted chunk of an offline phase, as the loop runs it.
 
-  def chunk(agent_state, key, arrays, frozen, length: int):
-    def body(carry, _):
-      state, key = carry
+  ``(agent_state, key, arrays, frozen, start, length) -> (agent_state, key, metrics,
+  periodic_metrics)`` runs updates ``start .. start + length - 1`` of the phase (``lax.scan``),
+  each on a batch its sampler draws, after ``phase.periodic`` on its steps; metrics are means
+  over the chunk's updates, periodic metrics over its periodic calls (with their count).
+
+  Args:
+    phase: the phase.
+    seeded: state and key carry a leading seed axis: every update is vmapped over it (on the
+      mesh's ``"seeds"`` axis), the data and frozen inputs shared; metrics come back ``[S]``.
+    mesh: batches are split over its ``"data"`` axis.
+  """
+  split_batch = parallel.split_batch(mesh) if mesh is not None else (lambda batch: batch)
+  over_seeds = ((lambda f: jax.vmap(f, spmd_axis_name="seeds" if mesh is not None else None))
+                if seeded else (lambda f: f))
+
+  def chunk(agent_state, key, arrays, frozen, start, length: int):
+    def one_update(state, key):
       key, sample_key = jax.random.split(key)
-      batch = phase.sampler(arrays, sample_key) if phase.sampler is not None else None
+      batch = (split_batch(phase.sampler(arrays, sample_key)) if phase.sampler is not None
+               else None)
       state, metrics = phase.update(state, batch, frozen)
-      return (state, key), metrics
+      return state, key, metrics
 
-    (agent_state, key), metrics = jax.lax.scan(body, (agent_state, key), None, length=length)
-    return agent_state, key, _mean_metrics(metrics)
+    periodic = phase.periodic
+    if periodic is not None:
+      refresh = over_seeds(lambda state: periodic.update(state, frozen))
+      shapes = jax.eval_shape(refresh, agent_state)[1]
+      skip = lambda state: (state, jax.tree_util.tree_map(
+          lambda s: jnp.zeros(s.shape, s.dtype), shapes))
 
-  return jax.jit(chunk, static_argnums=4, donate_argnums=0)
+    def body(carry, step):
+      state, key = carry
+      outputs = {}
+      if periodic is not None:
+        due = step % periodic.every == 0  # the loop's count: one branch for every seed
+        state, outputs["periodic"] = jax.lax.cond(due, refresh, skip, state)
+        outputs["due"] = due
+      state, key, outputs["update"] = over_seeds(one_update)(state, key)
+      return (state, key), outputs
+
+    steps = start + jnp.arange(length, dtype=jnp.int32)
+    (agent_state, key), outputs = jax.lax.scan(body, (agent_state, key), steps)
+    metrics = _mean_metrics(outputs["update"])
+    periodic_metrics = {}
+    if periodic is not None:  # means over the calls; the host drops them without a call
+      calls = jnp.sum(outputs["due"]).astype(jnp.float32)
+      weights = outputs["due"].astype(jnp.float32)
+      periodic_metrics = {
+          name: jnp.tensordot(weights, values.astype(jnp.float32), axes=1) / jnp.maximum(calls, 1)
+          for name, values in outputs["periodic"].items()}
+      periodic_metrics[_CALLS] = calls
+    return agent_state, key, metrics, periodic_metrics
+
+  return jax.jit(chunk, static_argnums=5, donate_argnums=0)
 
 
 def _make_online_chunk(phase: Phase):
@@ -270,8 +334,12 @@ def _rows_to_block(rows: List[dict], size: int, obs_shapes, obs_dtypes, action_d
 
 
 def _check_phases(agent, phases: Sequence[Phase], data: Optional[DataSource],
-                  env_factory: Optional[EnvFactory]) -> None:
+                  env_factory: Optional[EnvFactory], loop: LoopConfig) -> None:
   for phase in phases:
+    if phase.kind == "online" and loop.seeds is not None:
+      raise ConfigError(f"phase '{phase.name}' collects online, which runs one seed per run; "
+                        f"loop.seeds={list(loop.seeds)} vmaps offline phases only (run the "
+                        "seeds one by one).")
     if phase.kind == "offline" and phase.sampler is not None and data is None:
       raise ValueError(f"phase '{phase.name}' trains offline but no data source was given "
                        "(set --config.dataset.path).")
@@ -287,7 +355,8 @@ def _check_phases(agent, phases: Sequence[Phase], data: Optional[DataSource],
 def train(agent, *, workdir: str, loop: LoopConfig, data: Optional[DataSource] = None,
           env_factory: Optional[EnvFactory] = None, evaluator: Optional[Evaluator] = None,
           phases: Optional[Sequence[Phase]] = None,
-          fingerprint: Optional[Dict[str, Any]] = None) -> TrainResult:
+          fingerprint: Optional[Dict[str, Any]] = None,
+          mesh: Optional[Mesh] = None) -> TrainResult:
   """Runs every phase of ``agent`` (or ``phases``) to completion, resuming if possible.
 
   Args:
@@ -303,9 +372,13 @@ def train(agent, *, workdir: str, loop: LoopConfig, data: Optional[DataSource] =
     phases: overrides ``agent.phases()``.
     fingerprint: what makes this run (``worldmodels.provenance.fingerprint``): recorded in the
       workdir, and a workdir made by another fingerprint is refused instead of resumed.
+    mesh: a device mesh (:func:`worldmodels.parallel.make_mesh`): the state is placed by the
+      learner's ``partition_specs(state)`` (if it has one) and the seed axis, the data
+      replicated, batches split over ``"data"``; checkpoints keep the shardings. None: one
+      device.
 
   Returns:
-    A :class:`TrainResult`.
+    A :class:`TrainResult` (with ``loop.seeds``, its state has the leading seed axis).
 
   Raises:
     NonFiniteLossError: a loss became NaN or inf.
@@ -314,39 +387,70 @@ def train(agent, *, workdir: str, loop: LoopConfig, data: Optional[DataSource] =
     ValueError: an offline phase without data, an online phase without an environment.
   """
   os.makedirs(workdir, exist_ok=True)
-  with Lock(workdir, "training"):
+  # One run is one process, or (jax.distributed) as many as there are, each with its lock.
+  lock = (workdir if jax.process_count() == 1
+          else f"{workdir.rstrip(os.sep)}.process{jax.process_index()}")
+  with Lock(lock, "training"):
     if fingerprint is not None:
-      claim(workdir, fingerprint, "run", "give this run its own workdir (e.g. "
-            "--config.workdir=<new path>)")
+      for writer in (True, False):  # process 0 records it; the others then check it
+        if parallel.is_primary() == writer:
+          claim(workdir, fingerprint, "run", "give this run its own workdir (e.g. "
+                "--config.workdir=<new path>)")
+        parallel.barrier("fingerprint claimed")
     try:
-      return _train(agent, workdir, loop, data, env_factory, evaluator, phases)
+      return _train(agent, workdir, loop, data, env_factory, evaluator, phases, mesh)
     except RunInterrupted:
       raise
     except KeyboardInterrupt:
       raise RunInterrupted(workdir) from None
 
 
+def _initial_state(agent, seed: int):
+  """``(agent state, loop key)`` of a run of ``seed``."""
+  init_key, loop_key = jax.random.split(jax.random.PRNGKey(seed))
+  return agent.init(init_key), loop_key
+
+
+def _state_shardings(agent, carry: Dict[str, Any], mesh: Mesh, seeded: bool) -> Dict[str, Any]:
+  """Where each leaf of the loop's carry lives on ``mesh``."""
+  single = (jax.eval_shape(select_seed, carry["agent"], 0) if seeded else carry["agent"])
+  specs = agent.partition_specs(single) if hasattr(agent, "partition_specs") else None
+  out = {name: parallel.tree_shardings(mesh, value, seed_axis=seeded and name == "key")
+         for name, value in carry.items() if name != "agent"}
+  out["agent"] = parallel.tree_shardings(mesh, carry["agent"], specs, seed_axis=seeded)
+  return out
+
+
 def _train(agent, workdir: str, loop: LoopConfig, data: Optional[DataSource],
            env_factory: Optional[EnvFactory], evaluator: Optional[Evaluator],
-           phases: Optional[Sequence[Phase]]) -> TrainResult:
+           phases: Optional[Sequence[Phase]], mesh: Optional[Mesh]) -> TrainResult:
   phases = list(phases if phases is not None else agent.phases())
-  _check_phases(agent, phases, data, env_factory)
+  _check_phases(agent, phases, data, env_factory, loop)
   for phase in phases:
     if phase.kind == "offline" and phase.sampler is not None:
       phase.sampler.prepare(data)
-  if evaluator is None and env_factory is not None and loop.eval_episodes > 0:
-    evaluator = EnvironmentEvaluator(agent, env_factory, loop.eval_episodes,
-                                     seed=10_000 + loop.seed * 1000)
+  seeds = loop.seeds or (loop.seed,)
+  seeded = loop.seeds is not None
+  if evaluator is not None:
+    evaluators = [evaluator] * len(seeds)
+  elif env_factory is not None and loop.eval_episodes > 0:
+    evaluators = [EnvironmentEvaluator(agent, env_factory, loop.eval_episodes,
+                                       seed=10_000 + seed * 1000) for seed in seeds]
+  else:
+    evaluators = []
 
-  logger = MetricsLogger(workdir)
+  logger = MetricsLogger(workdir, enabled=parallel.is_primary())
   checkpointer = Checkpointer(workdir, loop.max_to_keep)
   snapshotter = (Checkpointer(workdir, None, SNAPSHOT_DIRECTORY) if loop.snapshot_every > 0
                  else None)
   has_online = any(p.kind == "online" for p in phases)
   spec = getattr(agent, "spec", None)
-  init_key, loop_key = jax.random.split(jax.random.PRNGKey(loop.seed))
+  if seeded:  # each seed initialised as its own run would be, then stacked
+    agent_state, loop_key = stack_seeds([_initial_state(agent, seed) for seed in seeds])
+  else:
+    agent_state, loop_key = _initial_state(agent, loop.seed)
   carry = {
-      "agent": agent.init(init_key),
+      "agent": agent_state,
       "key": loop_key,
       "phase": np.asarray(0, np.int32),
       "phase_step": np.asarray(0, np.int32),
@@ -356,6 +460,9 @@ def _train(agent, workdir: str, loop: LoopConfig, data: Optional[DataSource],
   }
   if has_online:  # episodes finished so far (a resume replays as many environment resets)
     carry["episodes"] = np.asarray(0, np.int32)
+  if mesh is not None:
+    shardings = _state_shardings(agent, carry, mesh, seeded)
+    carry = parallel.put_tree(carry, shardings)  # restores land on these shardings
   start, carry = checkpointer.restore_latest(carry)
   logger.truncate(start)  # the logs of the steps after the checkpoint are redone
   if start is not None:
@@ -363,20 +470,37 @@ def _train(agent, workdir: str, loop: LoopConfig, data: Optional[DataSource],
           f"(phase {int(carry['phase'])}, step {int(carry['phase_step'])}).", flush=True)
   # Fresh device buffers for every leaf: agents may alias leaves (target = online params at
   # init), and the chunk functions donate their inputs.
-  carry = jax.tree_util.tree_map(lambda x: jnp.array(x, copy=True), carry)
+  if mesh is not None:
+    carry = parallel.put_tree(carry, shardings)
+  else:
+    carry = jax.tree_util.tree_map(lambda x: jnp.array(x, copy=True), carry)
 
-  arrays = data.arrays if data is not None else None
+  arrays = None
+  if data is not None:
+    arrays = (data.arrays if mesh is None
+              else data.placed_arrays(parallel.replicated(mesh), parallel.put))
   evaluations: List[Dict[str, float]] = []
   global_offset = sum(p.num_steps for p in phases[:int(carry["phase"])])
+  seed_state = ((lambda i: select_seed(carry["agent"], i)) if seeded
+                else (lambda i: carry["agent"]))
+  label = lambda i: f" (seed {seeds[i]})" if seeded else ""
 
   def run_eval(phase: Phase, step: int, progress: Progress) -> None:
-    if evaluator is None:
+    if not evaluators:
       return
-    result = evaluator(carry["agent"])
-    row = logger.write("eval", global_offset + step, phase.name, result)
-    evaluations.append(row)
-    if "return_mean" in result:
-      progress.last_eval = f"{result['return_mean']:.1f}±{result.get('return_std', 0.0):.1f}"
+    returns = []
+    for i, evaluate_seed in enumerate(evaluators):
+      result = evaluate_seed(seed_state(i))
+      row = logger.write("eval", global_offset + step, phase.name,
+                         {"seed": seeds[i], **result} if seeded else result)
+      evaluations.append(row)
+      if "return_mean" in result:
+        returns.append((result["return_mean"], result.get("return_std", 0.0)))
+    if returns and seeded:
+      means = [r[0] for r in returns]
+      progress.last_eval = f"{np.mean(means):.1f}±{np.std(means):.1f} over {len(means)} seeds"
+    elif returns:
+      progress.last_eval = f"{returns[0][0]:.1f}±{returns[0][1]:.1f}"
 
   def save(phase_index: int, step: int, done: bool) -> None:
     """Checkpoints after ``step`` updates of phase ``phase_index`` (a finished phase is saved
@@ -388,12 +512,15 @@ def _train(agent, workdir: str, loop: LoopConfig, data: Optional[DataSource],
   for phase_index in range(int(carry["phase"]), len(phases)):
     phase = phases[phase_index]
     step = int(carry["phase_step"]) if phase_index == int(carry["phase"]) else 0
-    progress = Progress(phase.name, phase.num_steps, start=step,
+    progress = Progress(phase.name + (f", {len(seeds)} seeds (means)" if seeded else ""),
+                        phase.num_steps, start=step,
                         unit=phase.unit if phase.kind == "offline" else "env steps")
     frozen = phase.frozen(data) if phase.frozen is not None else None
     steps_per_chunk = phase.steps_per_chunk or loop.steps_per_chunk
+    if frozen is not None and mesh is not None:
+      frozen = parallel.put_tree(frozen, parallel.tree_shardings(mesh, frozen))
     if phase.kind == "offline":
-      chunk_fn = _make_offline_chunk(phase)
+      chunk_fn = make_offline_chunk(phase, seeded, mesh)
     else:
       chunk_fn = _make_online_chunk(phase)
       runner = EpisodeRunner(env_factory(loop.seed), agent, eval_mode=False)
@@ -412,8 +539,10 @@ def _train(agent, workdir: str, loop: LoopConfig, data: Optional[DataSource],
     while not finished:
       length = min(steps_per_chunk, phase.num_steps - step)
       if phase.kind == "offline":
-        carry["agent"], carry["key"], metrics = chunk_fn(carry["agent"], carry["key"], arrays,
-                                                         frozen, length)
+        carry["agent"], carry["key"], metrics, periodic_metrics = chunk_fn(
+            carry["agent"], carry["key"], arrays, frozen, np.int32(step), length)
+        if periodic_metrics and float(periodic_metrics.pop(_CALLS)) > 0:
+          metrics = {**metrics, **periodic_metrics}
       else:
         rows, returns = [], []
         act_key = jax.random.fold_in(carry["key"], step)
@@ -436,15 +565,22 @@ def _train(agent, workdir: str, loop: LoopConfig, data: Optional[DataSource],
         carry["episodes"] = np.asarray(int(carry["episodes"]) + len(returns), np.int32)
         if returns:
           metrics = dict(metrics, episode_return=float(np.mean(returns)))
-      metrics = {k: float(v) for k, v in metrics.items()}
-      if phase.summary is not None:
-        metrics.update({k: float(v) for k, v in phase.summary(carry["agent"]).items()})
-      _check_finite(metrics, phase.name, step, step + length, checkpointer)
-      _check_divergence(metrics, phase.name, step, step + length, loop, checkpointer, warned)
+      host = jax.tree_util.tree_map(np.asarray, metrics)
+      per_seed = [{k: float(v[i] if seeded else v) for k, v in host.items()}
+                  for i in range(len(seeds))]
+      for i, seed_metrics in enumerate(per_seed):
+        if phase.summary is not None:
+          seed_metrics.update({k: float(v) for k, v in phase.summary(seed_state(i)).items()})
+        _check_finite(seed_metrics, phase.name + label(i), step, step + length, checkpointer)
+        _check_divergence(seed_metrics, phase.name + label(i), step, step + length, loop,
+                          checkpointer, warned)
       previous, step = step, step + length
-      finished = step == phase.num_steps or (phase.is_done is not None
-                                             and bool(phase.is_done(carry["agent"])))
-      logger.write("train", global_offset + step, phase.name, metrics)
+      finished = step == phase.num_steps or (phase.is_done is not None and all(
+          bool(phase.is_done(seed_state(i))) for i in range(len(seeds))))
+      for i, seed_metrics in enumerate(per_seed):
+        logger.write("train", global_offset + step, phase.name,
+                     {"seed": seeds[i], **seed_metrics} if seeded else seed_metrics)
+      metrics = {k: float(np.mean([m[k] for m in per_seed])) for k in per_seed[0]}
       crossed = lambda every: every > 0 and step // every > previous // every
       if crossed(loop.eval_every) or finished:
         run_eval(phase, step, progress)

@@ -1,8 +1,9 @@
 """MOPO learner: SAC on a mix of real and penalised model transitions, rollouts inside jit.
 
-Every ``rollout_every`` updates, ``rollout_batch_size`` start states drawn from the dataset are
-rolled out for ``horizon`` steps in the ensemble with the current policy; the transitions go to
-an on-device ring buffer holding ``model_retain_epochs`` rollout batches. Each SAC batch takes
+Every ``rollout_every`` updates (the phase's periodic work, :meth:`MOPOLearner.rollout`),
+``rollout_batch_size`` start states drawn from the dataset are rolled out for ``horizon`` steps
+in the ensemble with the current policy; the transitions go to an on-device ring buffer holding
+``model_retain_epochs`` rollout batches. Each SAC batch takes
 ``real_ratio`` of its rows from the dataset and the rest from the model buffer.
 
 The ensemble is a read-only artifact: its parameters and the dataset's states (the rollout
@@ -27,7 +28,7 @@ from worldmodels.models.artifacts import ModelArtifactError, load_model
 from worldmodels.models.ensemble import Ensemble, EnsembleModel
 from worldmodels.models.termination import termination_for
 from worldmodels.training.acting import MemorylessPolicy
-from worldmodels.training.agent import Phase
+from worldmodels.training.agent import Periodic, Phase
 
 
 @flax.struct.dataclass
@@ -162,24 +163,22 @@ class MOPOLearner(MemorylessPolicy):
     del key
     return batch
 
+  def rollout(self, state: MOPOState,
+              frozen: MOPOInputs) -> Tuple[MOPOState, Dict[str, jax.Array]]:
+    """Refills the model buffer with rollouts of the current policy from dataset states (the
+    phase's periodic work, every ``rollout_every`` updates from the first); its key is the
+    one the next update sets aside for rollouts, so the update's own keys are unchanged."""
+    rollout_key = jax.random.split(state.key, 4)[1]
+    buffer, metrics = self._rollout_into_buffer(state, frozen, rollout_key)
+    return state.replace(buffer=buffer), metrics
+
   def update(self, state: MOPOState, batch: Transition,
              frozen: MOPOInputs) -> Tuple[MOPOState, Dict[str, jax.Array]]:
     """One SAC update on ``batch`` (``num_real`` dataset transitions) plus ``num_model`` rows
-    of the model buffer, after refilling the buffer on rollout steps."""
+    of the model buffer (refilled by :meth:`rollout` on rollout steps)."""
     c = self.config
-    key, rollout_key, model_key, transform_key = jax.random.split(state.key, 4)
-
-    # Rollouts every `rollout_every` updates (the first update starts with one).
-    def with_rollout(_):
-      return self._rollout_into_buffer(state, frozen, rollout_key)
-
-    def without_rollout(_):
-      zero = jnp.zeros((), jnp.float32)
-      return state.buffer, {"model_reward": zero, "model_penalty": zero,
-                            "rollout_valid_fraction": zero}
-
-    buffer, rollout_metrics = jax.lax.cond(state.step % c.rollout_every == 0, with_rollout,
-                                           without_rollout, None)
+    key, _, model_key, transform_key = jax.random.split(state.key, 4)  # [1]: rollout's
+    buffer = state.buffer
 
     # SAC on real + model rows.
     ids = jax.random.randint(model_key, (self.num_model,), 0, jnp.maximum(buffer.size, 1))
@@ -194,8 +193,6 @@ class MOPOLearner(MemorylessPolicy):
                                                     buffer.next_state[ids]])})
     sac_state, sac_metrics = self.sac.update(state.sac, self.transform_batch(mixed, transform_key))
     metrics = {**sac_metrics, "model_buffer_size": buffer.size.astype(jnp.float32)}
-    # Rollout metrics only on rollout steps; elsewhere they are zeros (see `without_rollout`).
-    metrics.update(rollout_metrics)
     return MOPOState(sac_state, buffer, key, state.step + 1), metrics
 
   def act(self, state: MOPOState, observation, key, eval_mode: bool):
@@ -210,5 +207,5 @@ class MOPOLearner(MemorylessPolicy):
   def phases(self) -> Sequence[Phase]:
     c = self.config
     return [Phase(self.phase_name, "offline", c.num_steps, self.update,
-                  TransitionSampler(self.num_real),
-                  frozen=self.inputs)]
+                  TransitionSampler(self.num_real), frozen=self.inputs,
+                  periodic=Periodic(c.rollout_every, self.rollout))]
