@@ -33,7 +33,6 @@ from tests.conftest import (  # pylint: disable=wrong-import-position
 from worldmodels import parallel  # pylint: disable=wrong-import-position
 from worldmodels.agents import make_agent  # pylint: disable=wrong-import-position
 from worldmodels.agents.td3bc import config as td3bc_config  # pylint: disable=wrong-import-position
-from worldmodels.data.source import DataSource  # pylint: disable=wrong-import-position
 from worldmodels.data.spec import DataSpec  # pylint: disable=wrong-import-position
 from worldmodels.training.checkpoint import Checkpointer  # pylint: disable=wrong-import-position
 from worldmodels.training.loop import (  # pylint: disable=wrong-import-position

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import four_member_ensemble_learner, make_source
-from worldmodels.training.loop import LoopConfig, train
+from worldmodels.training.loop import LoopConfig, _initial_state, train
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "multidevice_checks.py")
 ROUNDING = 1e-4
@@ -117,6 +117,9 @@ def test_two_processes_on_the_loopback_interface(started, tmp_path):
       train(learner, workdir=str(tmp_path / "one"), loop=loop, data=source).state)
   with np.load(started["two_dir"] / "state.npz") as saved:
     distributed = [saved[f"arr_{i}"] for i in range(len(reference))]
+  initial = jax.tree_util.tree_leaves(_initial_state(four_member_ensemble_learner(source), 0)[0])
+  moved = sum(not np.allclose(a, b) for a, b in zip(initial, distributed))
+  assert moved > 10, moved  # the two processes trained (parameters, moments, errors moved)
   for ours, theirs in zip(reference, distributed):
     ours = np.asarray(ours)
     if ours.dtype.kind == "f":

@@ -77,12 +77,14 @@ def sharding_of(mesh: Mesh, shape: Sequence[int], spec: PartitionSpec) -> NamedS
   return NamedSharding(mesh, spec if _fits(shape, spec, mesh) else PartitionSpec())
 
 
-def put(value: Any, sharding: NamedSharding) -> jax.Array:
+def put(value: Any, sharding: NamedSharding, may_alias: Optional[bool] = None) -> jax.Array:
   """``value`` (host or device) as one global array with ``sharding``, built from this
-  process's copy of the value; works across processes (each fills its own devices)."""
+  process's copy of the value; works across processes (each fills its own devices).
+  ``may_alias=False``: never the input's buffers (a host copy always makes new ones)."""
   if sharding.is_fully_addressable or (isinstance(value, jax.Array)
                                        and not value.is_fully_addressable):
-    return jax.device_put(value, sharding)  # a global array moves between global shardings
+    # A local value, or a global array moving between global shardings.
+    return jax.device_put(value, sharding, may_alias=may_alias)
   host = np.asarray(value)
   return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
@@ -91,13 +93,7 @@ def put_tree(tree: Any, shardings: Any) -> Any:
   """:func:`put` over a pytree with a matching pytree of shardings; every leaf gets fresh
   buffers (the training loop donates its inputs)."""
 
-  def fresh(x, sharding):
-    if sharding.is_fully_addressable or (isinstance(x, jax.Array)
-                                         and not x.is_fully_addressable):
-      return jax.device_put(x, sharding, may_alias=False)
-    return put(x, sharding)  # built from a host copy: new buffers
-
-  return jax.tree_util.tree_map(fresh, tree, shardings)
+  return jax.tree_util.tree_map(lambda x, s: put(x, s, may_alias=False), tree, shardings)
 
 
 def tree_shardings(mesh: Mesh, tree: Any, specs: Optional[Any] = None,

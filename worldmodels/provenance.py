@@ -88,14 +88,15 @@ def refuse_unless_same(path: str, recorded: Dict[str, Any] | None, asked: Dict[s
 
   Raises:
     FingerprintError: none was recorded (older code), or they differ (the message names up to
-      six differing keys and ends with ``fresh_hint``).
+      eight differing keys and ends with ``fresh_hint``).
   """
   changed = (["(no fingerprint: made by older code)"] if recorded is None
              else differences(recorded, asked))
   if changed:
-    raise FingerprintError(
-        f"{path}: this {what} was made by another configuration, so it is not reused "
-        f"({'; '.join(changed[:6])}); {fresh_hint}.")
+    shown = "; ".join(changed[:8]) + (f"; and {len(changed) - 8} more" if len(changed) > 8
+                                      else "")
+    raise FingerprintError(f"{path}: this {what} was made by another configuration, so it is "
+                           f"not reused ({shown}); {fresh_hint}.")
 
 
 def claim(directory: str | os.PathLike, asked: Dict[str, Any], what: str,
@@ -125,12 +126,7 @@ def claim(directory: str | os.PathLike, asked: Dict[str, Any], what: str,
     return
   with open(path, encoding="utf-8") as file:
     recorded = json.load(file)
-  changed = differences(recorded, asked)
-  if changed:
-    shown = "; ".join(changed[:8]) + (f"; and {len(changed) - 8} more" if len(changed) > 8
-                                      else "")
-    raise FingerprintError(f"{directory}: this {what} was made by another configuration, so "
-                           f"it is not reused ({shown}); {fresh_hint}.")
+  refuse_unless_same(directory, recorded, asked, what, fresh_hint)
   if recorded.get("code") != asked.get("code"):
     print(f"note: {directory} was made by code {recorded.get('code')}; continuing with "
           f"{asked.get('code')}.", flush=True)

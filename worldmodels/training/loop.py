@@ -19,7 +19,7 @@ import dataclasses
 import math
 import os
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -460,16 +460,17 @@ def _train(agent, workdir: str, loop: LoopConfig, data: Optional[DataSource],
   }
   if has_online:  # episodes finished so far (a resume replays as many environment resets)
     carry["episodes"] = np.asarray(0, np.int32)
-  if mesh is not None:
+  if mesh is not None:  # on the mesh, where a restore also lands
     shardings = _state_shardings(agent, carry, mesh, seeded)
-    carry = parallel.put_tree(carry, shardings)  # restores land on these shardings
+    carry = parallel.put_tree(carry, shardings)
   start, carry = checkpointer.restore_latest(carry)
   logger.truncate(start)  # the logs of the steps after the checkpoint are redone
   if start is not None:
     print(f"Resuming from checkpoint {start} in {checkpointer.directory} "
           f"(phase {int(carry['phase'])}, step {int(carry['phase_step'])}).", flush=True)
   # Fresh device buffers for every leaf: agents may alias leaves (target = online params at
-  # init), and the chunk functions donate their inputs.
+  # init), and the chunk functions donate their inputs. (A move onto the mesh may keep the
+  # input's buffer as one of its shards, so a copy on the mesh follows it.)
   if mesh is not None:
     carry = parallel.put_tree(carry, shardings)
   else:
