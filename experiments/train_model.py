@@ -2,6 +2,8 @@ r"""Trains a world model on an episodic dataset and saves it as an artifact.
 
   python -m experiments.train_model --config=experiments/configs/ensemble.py:default \
       --config.dataset.path=PATH --config.output=OUT
+  python -m experiments.train_model --config=experiments/configs/rssm.py:cpu \
+      --config.dataset.path=vd4rl/walker_walk/random/state --config.output=OUT
 
 Training is a phase of the common loop, with checkpoints and per-epoch logs in
 ``<output>.train`` (``--config.workdir``): a rerun of the same command resumes, a workdir made
@@ -27,6 +29,7 @@ from worldmodels.data.source import DataSource
 from worldmodels.errors import ConfigError
 from worldmodels.models.artifacts import ModelArtifactError, save_model
 from worldmodels.models.ensemble_learner import EnsembleLearner
+from worldmodels.models.rssm_learner import RSSMLearner
 from worldmodels.training.loop import LoopConfig, train
 
 
@@ -46,11 +49,42 @@ def model_fingerprint(config, source: DataSource) -> dict:
       "digest": provenance.file_digest(os.path.join(metadata["path"], "metadata.json"))})
 
 
+def load_source(config) -> DataSource:
+  """The data source of ``config.dataset`` with the entries the model reads."""
+  keys = (config.dataset.observation_keys if "observation_keys" in config.dataset
+          else (config.dataset.observation_key,))
+  return DataSource.load(catalog.dataset_path(config.dataset.path, config.dataset.root),
+                         observation_keys=tuple(keys))
+
+
+def _ensemble_learner(config, source: DataSource):
+  """The ensemble's learner and loop settings (one epoch per chunk)."""
+  learner = EnsembleLearner.from_source(config.model, source,
+                                        observation_key=config.dataset.observation_key)
+  if config.mesh.members > 1 and config.model.num_members % config.mesh.members:
+    raise ConfigError(f"--config.mesh.members={config.mesh.members} does not divide the "
+                      f"{config.model.num_members} ensemble members.")
+  loop = dict(steps_per_chunk=learner.num_batches,
+              checkpoint_every=config.checkpoint_every_epochs * learner.num_batches)
+  return learner, learner.ensemble, loop
+
+
+def _rssm_learner(config, source: DataSource):
+  """The RSSM's learner and loop settings."""
+  learner = RSSMLearner.from_source(config.model, source,
+                                    observation_keys=tuple(config.dataset.observation_keys))
+  loop = dict(steps_per_chunk=config.steps_per_chunk, checkpoint_every=config.checkpoint_every)
+  return learner, learner.model, loop
+
+
+LEARNERS = {"ensemble": _ensemble_learner, "rssm": _rssm_learner}
+
+
 def run(config, source: DataSource | None = None) -> dict:
   """Trains (resuming from the workdir's checkpoints), saves and reports; returns the report.
 
   Args:
-    config: the model launcher config.
+    config: the model launcher config (``model_name``: ``ensemble`` or ``rssm``).
     source: the data source of ``config.dataset.path``, already loaded (default: loaded here).
   """
   if not config.dataset.path:
@@ -60,37 +94,48 @@ def run(config, source: DataSource | None = None) -> dict:
     raise ConfigError("--config.output is required (a new directory for the model artifact).")
   if os.path.exists(config.output):
     raise ModelArtifactError(f"{config.output}: already exists; artifacts are never overwritten.")
-  source = source or DataSource.load(catalog.dataset_path(config.dataset.path,
-                                                          config.dataset.root),
-                                     observation_keys=(config.dataset.observation_key,))
+  if config.model_name not in LEARNERS:
+    raise ConfigError(f"--config.model_name={config.model_name!r}: choose one of "
+                      f"{sorted(LEARNERS)}.")
+  source = source or load_source(config)
   try:
-    learner = EnsembleLearner.from_source(config.model, source,
-                                          observation_key=config.dataset.observation_key)
+    learner, definition, loop_settings = LEARNERS[config.model_name](config, source)
   except ValueError as error:
     raise ConfigError(f"--config.dataset.path={config.dataset.path}: {error}") from None
   workdir = default_workdir(config)
   fingerprint = model_fingerprint(config, source)
-  loop = LoopConfig(steps_per_chunk=learner.num_batches, eval_every=0, eval_episodes=0,
-                    checkpoint_every=config.checkpoint_every_epochs * learner.num_batches,
-                    seed=config.seed, max_to_keep=2, log_every_seconds=config.log_every_seconds)
+  loop = LoopConfig(eval_every=0, eval_episodes=0, seed=config.seed, max_to_keep=2,
+                    log_every_seconds=config.log_every_seconds, **loop_settings)
   start = time.time()
-  mesh = mesh_from_config(config.mesh)
-  if mesh is not None and config.model.num_members % mesh.shape["members"]:
-    raise ConfigError(f"--config.mesh.members={mesh.shape['members']} does not divide the "
-                      f"{config.model.num_members} ensemble members.")
   state = train(learner, workdir=workdir, loop=loop, data=source, fingerprint=fingerprint,
-                mesh=mesh).state
+                mesh=mesh_from_config(config.mesh)).state
   state = parallel.to_host(state)  # several hosts: every process gets the whole state
-  model, report = learner.trained_model(state), learner.report(state)
-  summary = dict(report.as_dict(), train_seconds=time.time() - start)
+  if config.model_name == "ensemble":
+    model, report = learner.trained_model(state), learner.report(state)
+    summary = dict(report.as_dict(), train_seconds=time.time() - start)
+  else:
+    model, report = learner.trained_model(state), None
+    summary = dict(learner.report(state, source), train_seconds=time.time() - start)
   metadata = source.metadata()
   if not parallel.is_primary():  # process 0 writes the artifact
     parallel.barrier("artifact saved")
     return summary
-  save_model(config.output, learner.ensemble, model, report=summary,
+  save_model(config.output, definition, model, report=summary,
              provenance={"dataset": metadata.get("path", config.dataset.path),
                          "task": metadata.get("task"), "seed": config.seed,
                          "workdir": workdir, "fingerprint": fingerprint})
+  if report is not None:
+    _print_ensemble_report(config, report, summary)
+  else:
+    print(f"trained the RSSM for {summary['steps']} updates in {summary['train_seconds']:.0f} s; "
+          "final model loss terms (8 batches): " + ", ".join(
+              f"{k} {v:.4g}" for k, v in summary.items() if k not in ("steps", "train_seconds")))
+  print(f"saved {os.path.abspath(config.output)}")
+  parallel.barrier("artifact saved")
+  return summary
+
+
+def _print_ensemble_report(config, report, summary) -> None:
   np.set_printoptions(precision=4, suppress=True)
   print(f"trained {config.model.num_members} members for {report.epochs} epochs on "
         f"{report.transitions} transitions in {summary['train_seconds']:.0f} s")
@@ -99,9 +144,6 @@ def run(config, source: DataSource | None = None) -> dict:
   print(f"elites: {report.elites}")
   print(f"elites' holdout MSE per dim (delta_s..., r): {report.mse_per_dim}")
   print(f"elites' calibration MSE/predicted var per dim (1 = calibrated): {report.calibration}")
-  print(f"saved {os.path.abspath(config.output)}")
-  parallel.barrier("artifact saved")
-  return summary
 
 
 def main(argv):

@@ -72,6 +72,18 @@ def tiny_world_model(state_dim: int, action_dim: int):
   return model_def, model_def.init(jax.random.PRNGKey(0))
 
 
+def tiny_rssm(state_dim: int, action_dim: int, prior_heads: int = 3):
+  """A tiny state-input RSSM (untrained) and its parameters: ``(RSSM, RSSMParams)``."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from worldmodels.data.spec import DataSpec  # pylint: disable=g-import-not-at-top
+  from worldmodels.models import rssm  # pylint: disable=g-import-not-at-top
+  c = rssm.default_config()
+  c.deter, c.hidden, c.stoch_vars, c.stoch_classes = 8, 8, 3, 4
+  c.prior_heads, c.mlp_layers = prior_heads, (16, 16)
+  model = rssm.RSSM.for_spec(DataSpec({"state": ((state_dim,), "float32")}, action_dim), c)
+  return model, model.init(jax.random.PRNGKey(0))
+
+
 def make_source():
   """A data source of three synthetic episodes (60, 70 and 50 steps)."""
   from worldmodels.data.source import DataSource  # pylint: disable=g-import-not-at-top

@@ -5,16 +5,17 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
-from tests.conftest import synthetic_steps, tiny_world_model
+from tests.conftest import synthetic_steps, tiny_rssm, tiny_world_model
 from worldmodels.agents import REGISTRY, make_agent
 from worldmodels.agents.augwm import config as augwm_config
 from worldmodels.agents.augwm.learner import AugWMLearner
 from worldmodels.agents.bc import config as bc_config
 from worldmodels.agents.mopo import config as mopo_config
 from worldmodels.agents.mopo.learner import MOPOLearner
+from worldmodels.agents.offline_dv2 import config as dv2_config
+from worldmodels.agents.offline_dv2.learner import OfflineDV2Learner
 from worldmodels.agents.sac import config as sac_config
 from worldmodels.agents.td3bc import config as td3bc_config
 from worldmodels.agents.td3bc import losses as td3bc_losses
@@ -29,13 +30,15 @@ from worldmodels.training.replay import init_replay, add_steps
 SPEC = DataSpec({"state": ((4,), np.float32)}, 2)
 CONFIGS = {"sac": sac_config.tiny_config, "td3bc": td3bc_config.tiny_config,
            "bc": bc_config.tiny_config, "mopo": mopo_config.tiny_config,
-           "augwm": augwm_config.tiny_config}
-MODEL_BASED = {"mopo": MOPOLearner, "augwm": AugWMLearner}
+           "augwm": augwm_config.tiny_config, "offline_dv2": dv2_config.tiny_config}
+MODEL_BASED = {"mopo": (MOPOLearner, tiny_world_model), "augwm": (AugWMLearner, tiny_world_model),
+               "offline_dv2": (OfflineDV2Learner, tiny_rssm)}
 
 
 def _build(name):
   if name in MODEL_BASED:  # built around an in-memory world model instead of an artifact
-    return MODEL_BASED[name](CONFIGS[name](), SPEC, world_model=tiny_world_model(4, 2))
+    learner, world_model = MODEL_BASED[name]
+    return learner(CONFIGS[name](), SPEC, world_model=world_model(4, 2))
   return make_agent(name, CONFIGS[name](), SPEC)
 
 

@@ -12,8 +12,9 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import REPO_ROOT, synthetic_steps
+from tests.conftest import REPO_ROOT, synthetic_steps, tiny_rssm
 from worldmodels.data import write_dataset
+from worldmodels.models.artifacts import save_model
 
 ENV = dict(os.environ, MUJOCO_GL="egl", PYTHONHASHSEED="0")
 TD3BC = "--config=experiments/configs/td3bc.py:tiny"
@@ -40,6 +41,7 @@ def inputs(tmp_path_factory):
                 task="walker-walk", behaviour_policy="synthetic", action_repeat=2, seed=0)
   write_dataset(root / "small", synthetic_steps((30, 30), obs_dim=5, action_dim=2),
                 task="synthetic", behaviour_policy="synthetic", action_repeat=1, seed=0)
+  save_model(str(root / "rssm5"), *tiny_rssm(5, 2))  # fits "small", not "walker"
   (root / "foreign").mkdir()
   (root / "foreign" / "notes.txt").write_text("not a dataset")
   (root / "existing").mkdir()
@@ -126,6 +128,16 @@ def _cases():
                                             f"--config.dataset.path={i}/small",
                                             f"--config.output={i}/m"], 1,
        ["too few for the ensemble", "ensemble.py:tiny"]),
+      ("train: an RSSM of another dataset", ["experiments.train",
+                                              "--config=experiments/configs/offline_dv2.py:tiny",
+                                              f"--config.dataset.path={i}/walker",
+                                              f"--config.agent.model_path={i}/rssm5"], 1,
+       ["rssm5: the RSSM does not fit the data", "float32[5] in the model and float32[24]"]),
+      ("train_model: sequences longer than every episode", [
+          "experiments.train_model", "--config=experiments/configs/rssm.py:tiny",
+          f"--config.dataset.path={i}/small", f"--config.output={i}/m",
+          "--config.model.sequence_length=500"], 1,
+       ["phase 'rssm'", "sequences of 500 steps", "the longest has 31 steps"]),
       ("train_model: mistyped override", ["experiments.train_model", ENSEMBLE,
                                           "--config.model.num_member=3"], 2,
        ["model.num_member", "model.num_members"]),

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO_ROOT, tiny_world_model
+from tests.conftest import REPO_ROOT, tiny_rssm, tiny_world_model
 from worldmodels.agents import make_agent
 from worldmodels.data.spec import DataSpec
 from worldmodels.training.loop import LoopConfig
@@ -19,7 +19,7 @@ ALL_CONFIG_FILES = sorted(
     os.path.splitext(os.path.basename(p))[0]
     for p in glob.glob(os.path.join(REPO_ROOT, "experiments", "configs", "*.py"))
     if not os.path.basename(p).startswith(("_", "common")))
-MODEL_CONFIG_FILES = ("ensemble",)
+MODEL_CONFIG_FILES = ("ensemble", "rssm")
 EXPERIMENT_CONFIG_FILES = ("online_offline", "zero_shot")
 CONFIG_FILES = [n for n in ALL_CONFIG_FILES
                 if n not in MODEL_CONFIG_FILES + EXPERIMENT_CONFIG_FILES]
@@ -37,11 +37,13 @@ def world_model_path(tmp_path_factory):
   from worldmodels.models.artifacts import save_model  # pylint: disable=g-import-not-at-top
   path = str(tmp_path_factory.mktemp("model") / "ensemble")
   save_model(path, *tiny_world_model(5, 3))
-  return path
+  rssm_path = str(tmp_path_factory.mktemp("model") / "rssm")
+  save_model(rssm_path, *tiny_rssm(5, 3))
+  return {"offline_dv2": rssm_path}.get, path
 
 
 def _presets(module):
-  return PRESETS + tuple(getattr(module, "TABLE3", {}))
+  return getattr(module, "PRESETS", PRESETS) + tuple(getattr(module, "TABLE3", {}))
 
 
 @pytest.mark.parametrize("name", CONFIG_FILES)
@@ -52,7 +54,8 @@ def test_config_builds(name, world_model_path):
     assert config.agent_name == name
     LoopConfig(seed=config.seed, **config.loop.to_dict())
     if "model_path" in config.agent:
-      config.agent.model_path = world_model_path
+      by_agent, ensemble_path = world_model_path
+      config.agent.model_path = by_agent(name, ensemble_path)
     agent = make_agent(config.agent_name, config.agent, DataSpec({"state": ((5,), "float32")}, 3))
     assert agent.phases()
 
@@ -63,6 +66,20 @@ def test_ensemble_config_builds(preset):
   import jax  # pylint: disable=g-import-not-at-top
   config = importlib.import_module("experiments.configs.ensemble").get_config(preset)
   ensemble.Ensemble(5, 2, config.model).init(jax.random.PRNGKey(0))
+
+
+@pytest.mark.parametrize("preset", ("default", "paper", "cpu", "cpu_pixels", "tiny",
+                                    "cpu,dreamerv3"))
+def test_rssm_config_builds(preset):
+  from worldmodels.models import rssm  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  config = importlib.import_module("experiments.configs.rssm").get_config(preset)
+  size = 64 if preset == "paper" else 32
+  observations = {key: ((size, size, 3), "uint8") if key == "pixels" else ((24,), "float32")
+                  for key in config.dataset.observation_keys}
+  model = rssm.RSSM.for_spec(DataSpec(observations, 6), config.model)
+  shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0))  # every layer, no arithmetic
+  assert shapes.net["params"]["prior"]["Dense_1"]["kernel"].shape[0] == config.model.prior_heads
 
 
 def test_every_config_file_is_tested():

@@ -70,6 +70,9 @@ TINY = {
         ["--tiny", "--seeds=1", "--task=walker-walk", "--workdir=runs/table1-run",
          "--data_root=data"]),
     "python -m experiments.augwm.table1 --kinds=random --results_dir=runs/table1": ([], []),
+    # The walker-walk tiny random dataset of the table-1 command above reused.
+    "python -m experiments.vd4rl.offline_dv2": (
+        [], ["--tiny", "--kinds=random", "--seeds=2", "--data_root=data"]),
     # The tiny preset's 2 seeds: the vmapped MOPO and AugWM runs of the commands above reused.
     "python -m experiments.augwm.other_shifts": ([], ["--tiny"]),
     "python -m experiments.augwm.mid_episode": ([], ["--tiny"]),
@@ -83,6 +86,7 @@ TINY = {
     "/tmp/random-84px --size 84": ([], []),
     "python -m benchmarks.perf ensemble": ([], ["--tiny"]),
     "python -m benchmarks.perf seeds": ([], ["--tiny"]),
+    "python -m benchmarks.perf rssm": ([], ["--tiny", "--skip_pixels"]),  # tests/test_rssm.py: pixels
     "python -m benchmarks.perf rollout": ([], ["--tiny"]),
     "python -m benchmarks.perf render --frames 10000": ([], ["--tiny"]),
 }

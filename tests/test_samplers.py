@@ -75,7 +75,7 @@ def test_sequences(data):
   assert (state[:, :, 0] == state[:, :1, 0]).all()  # one episode per window
   np.testing.assert_array_equal(np.diff(state[:, :, 1], axis=1), 1)
   # Episodes shorter than the window (lengths 1 and 3 -> 2 and 4 steps) : only 4 fits the 2nd.
-  with pytest.raises(ValueError, match="no episode has"):
+  with pytest.raises(ValueError, match="do not fit in any episode"):
     samplers.sequence_starts(index, 20)
 
 

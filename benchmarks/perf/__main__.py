@@ -14,7 +14,8 @@ from worldmodels.cli import guarded
 
 BENCHMARKS = {"sac": "benchmarks.perf.sac", "ensemble": "benchmarks.perf.ensemble",
               "seeds": "benchmarks.perf.seeds",
-              "rollout": "benchmarks.perf.rollout", "render": "benchmarks.perf.render"}
+              "rollout": "benchmarks.perf.rollout", "render": "benchmarks.perf.render",
+              "rssm": "benchmarks.perf.rssm"}
 
 
 def main(argv=None) -> int:

@@ -54,6 +54,26 @@ def base_config(agent_name: str, agent: ml_collections.ConfigDict) -> ml_collect
   return c
 
 
+def model_base_config(model_name: str, model: ml_collections.ConfigDict
+                      ) -> ml_collections.ConfigDict:
+  """The ``experiments.train_model`` config around a world model's config: ``model_name``
+  (``ensemble`` or ``rssm``), ``model``, ``seed``, ``dataset.path`` / ``dataset.root``,
+  ``output`` (the artifact, never overwritten), ``workdir`` (None: ``<output>.train``),
+  ``mesh``, ``log_every_seconds``."""
+  c = ml_collections.ConfigDict()
+  c.model_name = model_name
+  c.model = model
+  c.seed = 0
+  c.dataset = ml_collections.ConfigDict()
+  c.dataset.path = config_dict.placeholder(str)  # a directory or a catalog name (vd4rl/...)
+  c.dataset.root = config_dict.placeholder(str)  # catalog root (None: $WORLDMODELS_DATA)
+  c.output = config_dict.placeholder(str)  # artifact directory (must not exist)
+  c.workdir = config_dict.placeholder(str)  # checkpoints and logs; None: <output>.train
+  c.mesh = mesh_config()
+  c.log_every_seconds = 10.0
+  return c
+
+
 def mesh_config() -> ml_collections.ConfigDict:
   """Devices per mesh axis (``worldmodels.parallel.make_mesh``); all 1: one device. Their
   product must be the number of devices (``jax.devices()``, over every process)."""

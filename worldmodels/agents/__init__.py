@@ -10,6 +10,7 @@ import ml_collections
 from worldmodels.agents.augwm.learner import AugWMLearner
 from worldmodels.agents.bc.learner import BCLearner
 from worldmodels.agents.mopo.learner import MOPOLearner
+from worldmodels.agents.offline_dv2.learner import OfflineDV2Learner
 from worldmodels.agents.sac.learner import SACLearner
 from worldmodels.agents.td3bc.learner import TD3BCLearner
 from worldmodels.data.spec import DataSpec
@@ -20,6 +21,7 @@ REGISTRY: Dict[str, Callable[[ml_collections.ConfigDict, DataSpec], object]] = {
     "td3bc": TD3BCLearner,
     "mopo": MOPOLearner,
     "augwm": AugWMLearner,
+    "offline_dv2": OfflineDV2Learner,
 }
 
 

@@ -190,7 +190,9 @@ def sequence_starts(index: EpisodeIndex, length: int) -> jax.Array:
   valid = ids + length - 1 <= np.asarray(index.episode_last)
   starts = np.flatnonzero(valid).astype(np.int32)
   if starts.size == 0:
-    raise ValueError(f"sequence_starts: no episode has {length} steps; use a shorter length.")
+    longest = int(np.max(np.asarray(index.episode_last) - np.asarray(index.episode_start))) + 1
+    raise ValueError(f"sequences of {length} steps do not fit in any episode (the longest has "
+                     f"{longest} steps); use a shorter sequence length.")
   return jnp.asarray(starts)
 
 

@@ -4,9 +4,10 @@ normalisers, elites, training report), loaded read-only by agents.
 Layout of an artifact directory::
 
   model.json      kind, format_version, the definition (``model.metadata()``: for the
-                  ensemble state_dim, action_dim, config), report, provenance
+                  ensemble state_dim, action_dim, config; for the RSSM its observation
+                  entries, action_dim, config), report, provenance
   params/         orbax checkpoint of the parameter pytree (for the ensemble: params,
-                  normalisers, elites)
+                  normalisers, elites; for the RSSM: params and the input normalisers)
 
 The kind names the world-model class (``KINDS``) that rebuilds the definition, so
 ``load_model`` loads any kind.
@@ -26,9 +27,10 @@ from worldmodels.io import (Lock, atomic_directory, atomic_json, deferred_interr
                             fault_point)
 from worldmodels.models.base import WorldModel
 from worldmodels.models.ensemble import Ensemble
+from worldmodels.models.rssm import RSSM
 
 FORMAT_VERSION = 1
-KINDS: Dict[str, Type] = {Ensemble.kind: Ensemble}
+KINDS: Dict[str, Type] = {Ensemble.kind: Ensemble, RSSM.kind: RSSM}
 """Artifact kind -> world-model class (``from_metadata`` rebuilds its definition)."""
 
 

@@ -428,7 +428,11 @@ def _train(agent, workdir: str, loop: LoopConfig, data: Optional[DataSource],
   _check_phases(agent, phases, data, env_factory, loop)
   for phase in phases:
     if phase.kind == "offline" and phase.sampler is not None:
-      phase.sampler.prepare(data)
+      try:
+        phase.sampler.prepare(data)
+      except ValueError as error:  # e.g. sequences longer than every episode
+        raise ConfigError(f"phase {phase.name!r} cannot sample its batches from the data: "
+                          f"{error}") from None
   seeds = loop.seeds or (loop.seed,)
   seeded = loop.seeds is not None
   if evaluator is not None:
