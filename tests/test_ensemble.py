@@ -166,6 +166,7 @@ def test_sharded_members_match_unsharded():
   assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
 
 
+@pytest.mark.slow  # moved out of the default run to keep it under 15 minutes
 def test_learned_termination_head(tmp_path):
   """Terminal when s'[0] > 0.8: the head learns the boundary and rollouts stop there."""
   s, a, r, s2 = _linear_system(4000, seed=3)

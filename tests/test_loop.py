@@ -101,6 +101,7 @@ def test_online_sac_collects_evaluates_and_exports(tmp_path):
   assert Checkpointer(str(tmp_path)).all_steps() == steps
 
 
+@pytest.mark.slow  # moved out of the default run to keep it under 15 minutes
 def test_online_resume_at_an_episode_boundary_equals_uninterrupted(tmp_path):
   """Chunks of one episode: the resumed run replays the environment resets and the random
   actions' generator, so its replay, snapshots and final state match an uninterrupted run."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from benchmarks.perf import common, ensemble, render, rollout, sac
 
 
@@ -45,3 +47,22 @@ def test_render_benchmark_runs_small(tmp_path):
   assert footprint["frames"] == 22 and footprint["transitions"] == 20  # 2 episodes of 11 steps
   assert footprint["pixel_bytes"] == 22 * 84 * 84 * 3
   assert 0 < footprint["disk_bytes"] and footprint["array_bytes"] > footprint["pixel_bytes"]
+
+
+@pytest.mark.slow
+def test_seeds_benchmark_runs_small(capsys):
+  from benchmarks.perf import seeds  # pylint: disable=import-outside-toplevel
+  line = seeds.main(tiny=True)
+  out = capsys.readouterr().out
+  assert re.search(r"^speed-up [0-9.]+ ", out, re.M), out
+  assert re.fullmatch(r"seeds: [0-9.]+ seed-updates/s \(SAC\), [0-9.]+ of matmul peak", line), line
+
+
+@pytest.mark.slow
+def test_rssm_benchmark_runs_small(capsys):
+  """Every variant at toy sizes: the state scan and host loop, the plain-JAX reference, pixels."""
+  from benchmarks.perf import rssm  # pylint: disable=import-outside-toplevel
+  line = rssm.main(tiny=True)
+  out = capsys.readouterr().out
+  assert "ours / reference = " in out and "16x16 pixels, batch 2x4, im2col" in out, out
+  assert re.fullmatch(r"rssm: [0-9.]+ steps/s, [0-9.]+ of matmul peak", line), line

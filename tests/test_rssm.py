@@ -3,6 +3,8 @@ tiny networks."""
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -203,7 +205,7 @@ def test_the_straight_through_gradient_is_not_zero():
   np.testing.assert_allclose(sample.sum(-1), 1.0, atol=1e-6)  # the forward value is one-hot
 
 
-@pytest.mark.parametrize("stoch", ["categorical", "gaussian"])
+@pytest.mark.parametrize("stoch", ["categorical", pytest.param("gaussian", marks=pytest.mark.slow)])
 def test_identical_heads_disagree_by_exactly_zero(stoch):
   model = state_model(stoch, heads=4)
   params = model.init(jax.random.PRNGKey(0))
@@ -298,44 +300,41 @@ def test_lambda_returns_by_hand():
 # -- the trained model as an artifact ---------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def trained():
-  """RSSM learners (DreamerV2 defaults, and with DreamerV3's options) after 40 updates on one
-  batch of synthetic sequences: ``{options: (learner, state, first metrics, last metrics,
-  source)}``."""
+@functools.lru_cache(maxsize=None)
+def trained(options: str):
+  """An RSSM learner (DreamerV2 defaults, or with DreamerV3's options) after 40 updates on one
+  batch of synthetic sequences: ``(learner, state, first metrics, last metrics, source)``."""
   from worldmodels.models.rssm_learner import RSSMLearner  # pylint: disable=import-outside-toplevel
   source = DataSource({"d": synthetic_steps((30, 30, 30), obs_dim=4, action_dim=A)})
-  out = {}
-  for options in ("dreamerv2", "dreamerv3"):
-    c = tiny_config()
-    if options == "dreamerv3":
-      rssm.dreamerv3_options(c)
-    c.batch_size, c.sequence_length, c.learning_rate = 4, 6, 3e-3
-    learner = RSSMLearner.from_source(c, source, observation_keys=("state",))
-    learner.sampler.prepare(source)
-    batch = learner.sampler(source.arrays, jax.random.PRNGKey(1))
-    update = jax.jit(learner.update)
-    state = learner.init(jax.random.PRNGKey(0))
-    _, first = update(state, batch)
-    for _ in range(40):
-      state, metrics = update(state, batch)
-    out[options] = (learner, state, first, metrics, source)
-  return out
+  c = tiny_config()
+  if options == "dreamerv3":
+    rssm.dreamerv3_options(c)
+  c.batch_size, c.sequence_length, c.learning_rate = 4, 6, 3e-3
+  learner = RSSMLearner.from_source(c, source, observation_keys=("state",))
+  learner.sampler.prepare(source)
+  batch = learner.sampler(source.arrays, jax.random.PRNGKey(1))
+  update = jax.jit(learner.update)
+  state = learner.init(jax.random.PRNGKey(0))
+  _, first = update(state, batch)
+  for _ in range(40):
+    state, metrics = update(state, batch)
+  return learner, state, first, metrics, source
 
 
-@pytest.mark.parametrize("options", ["dreamerv2", "dreamerv3"])
-def test_the_learner_trains_every_term(trained, options):
+@pytest.mark.parametrize("options", ["dreamerv2", pytest.param("dreamerv3",
+                                                                marks=pytest.mark.slow)])
+def test_the_learner_trains_every_term(options):
   """Updates on one batch lower the reconstruction, reward and total losses (the loss is wired
   to the parameters, with DreamerV3's symlog / two-hot / unimix / free-bits options too)."""
-  learner, state, first, last, _ = trained[options]
+  learner, state, first, last, _ = trained(options)
   assert isinstance(learner.sampler, SequenceSampler) and int(state.step) == 40
   for term in ("model_vector_loss", "model_reward_loss", "model_loss"):
     assert float(last[term]) < 0.7 * float(first[term]), term
 
 
-def test_the_artifact_round_trips_and_refuses_another_dataset(trained, tmp_path):
+def test_the_artifact_round_trips_and_refuses_another_dataset(tmp_path):
   from worldmodels.models.artifacts import ModelArtifactError, load_model, save_model  # pylint: disable=import-outside-toplevel
-  learner, state, _, _, source = trained["dreamerv2"]
+  learner, state, _, _, source = trained("dreamerv2")
   np.testing.assert_allclose(learner.obs_mean, source.spec().observation_mean["state"])
   np.testing.assert_allclose(learner.trained_model(state).obs_mean, learner.obs_mean)
   path = str(tmp_path / "rssm")

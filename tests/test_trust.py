@@ -391,6 +391,7 @@ def test_train_model_killed_before_its_artifact_is_complete_ends_bit_identical(t
   _assert_same(load_model(tmp_path / "killed")[1], load_model(tmp_path / "straight")[1])
 
 
+@pytest.mark.slow  # moved out of the default run to keep it under 15 minutes
 def test_dataset_generation_killed_mid_shard_ends_bit_identical(tmp_path):
   def args(name):
     return ("benchmarks.datasets", "generate", "walker-walk/tiny", "--kinds", "random",
