@@ -72,7 +72,8 @@ def _parameter_leaves(state) -> list:
           if "param" in jax.tree_util.keystr(path)]
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "offline_dv2"
+                                  else n for n in sorted(REGISTRY)])  # tests/test_offline_dv2.py
 def test_agent_contract(name):
   agent = _build(name)
   phase = agent.phases()[0]

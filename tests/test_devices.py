@@ -21,6 +21,9 @@ import pytest
 from tests.conftest import four_member_ensemble_learner, make_source
 from worldmodels.training.loop import LoopConfig, _initial_state, train
 
+# Subprocesses on 4 forced devices and on two processes: about 55 s, so in the slow tier.
+pytestmark = pytest.mark.slow
+
 SCRIPT = os.path.join(os.path.dirname(__file__), "multidevice_checks.py")
 ROUNDING = 1e-4
 
