@@ -65,7 +65,11 @@ def test_ensemble_config_builds(preset):
   from worldmodels.models import ensemble  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   config = importlib.import_module("experiments.configs.ensemble").get_config(preset)
-  ensemble.Ensemble(5, 2, config.model).init(jax.random.PRNGKey(0))
+  assert config.model_name == "ensemble" and config.dataset.observation_key == "state"
+  model = ensemble.Ensemble(5, 2, config.model).init(jax.random.PRNGKey(0))
+  members = {leaf.shape[0] for leaf in jax.tree_util.tree_leaves(model.params["params"]["members"])}
+  assert members == {config.model.num_members}
+  assert model.input_mean.shape == (7,) and model.elites.shape == (config.model.num_elites,)
 
 
 @pytest.mark.parametrize("preset", ("default", "paper", "cpu", "cpu_pixels", "tiny",
@@ -146,6 +150,8 @@ def test_paper_scale_flags_give_the_papers_sizes():
 def test_experiment_size_presets_build(preset):
   from experiments.configs import zero_shot as size_configs  # pylint: disable=import-outside-toplevel
   sizes = size_configs.get_config(preset)
-  importlib.import_module("experiments.configs.ensemble").get_config(sizes.model_preset)
+  model = importlib.import_module("experiments.configs.ensemble").get_config(sizes.model_preset)
+  assert model.model_name == "ensemble"
   for agent in ("sac", "mopo", "augwm", "td3bc", "bc"):
-    importlib.import_module(f"experiments.configs.{agent}").get_config(sizes.stage_preset)
+    config = importlib.import_module(f"experiments.configs.{agent}").get_config(sizes.stage_preset)
+    assert config.agent_name == agent and config.agent.num_steps > 0

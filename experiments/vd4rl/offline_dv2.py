@@ -64,14 +64,6 @@ _TINY = flags.DEFINE_bool("tiny", False, "Seconds-sized presets and datasets (te
 
 
 
-def episode_returns(source: DataSource) -> np.ndarray:
-  """``[E]`` undiscounted return of each episode of the source's dataset."""
-  steps = source.steps()
-  episode = np.cumsum(np.asarray(steps.is_first, bool)) - 1
-  reward = np.where(np.asarray(steps.is_last, bool), 0.0, np.asarray(steps.reward, np.float64))
-  return np.bincount(episode, weights=reward)
-
-
 def run_kind(kind: str, preset: str, workdir: str) -> Dict[str, object]:
   """Model then agent on one dataset kind; returns its row of the table."""
   task_slug = _TASK.value.replace("-", "_")
@@ -102,11 +94,11 @@ def run_kind(kind: str, preset: str, workdir: str) -> Dict[str, object]:
   print(f"[{kind}] training Offline DV2 ({_SEEDS.value} seeds) -> {config.workdir}", flush=True)
   summary = train_launcher.run(config, source)
   per_seed = summary.get("final_return_per_seed") or [summary["final_return_mean"]]
-  returns = episode_returns(source)
+  statistics = source.metadata()["statistics"]  # recorded by the dataset writer
   with open(os.path.join(model_path, "model.json")) as f:
     model_report = json.load(f)["report"]
-  return {"kind": kind, "dataset": name, "dataset_mean": float(returns.mean()),
-          "dataset_std": float(returns.std()), "dataset_episodes": int(returns.size),
+  return {"kind": kind, "dataset": name, "dataset_mean": statistics["return_mean"],
+          "dataset_std": statistics["return_std"], "dataset_episodes": statistics["episodes"],
           "per_seed": [float(x) for x in per_seed], "mean": float(np.mean(per_seed)),
           "std": float(np.std(per_seed)), "penalty_coef": config.agent.penalty_coef,
           "agent_steps": config.agent.num_steps, "model_steps": model_report.get("steps"),
