@@ -10,7 +10,8 @@ Presets (model presets of the same name in ``experiments/configs/rssm.py``):
 * ``default``: the same on the state entry.
 * ``cpu``: state input reduced for this project's 2-core CPU (MLPs of 2 x 256, batch 16 x 32,
   1,000 updates: about 8 minutes per seed).
-* ``cpu_pixels``: 32 x 32 pixels (the model's ``cpu_pixels``), batch 16 x 32, 3,000 updates.
+* ``cpu_pixels``: 32 x 32 pixels (the model's ``cpu_pixels``), MLPs of 2 x 128, batch 16 x 32,
+  1,000 updates.
 * ``tiny``: seconds (tests).
 
 Per-dataset lambda: the paper uses 10 except on both random datasets and walker-walk mixed
@@ -19,9 +20,9 @@ lower end of the paper's range [3, 10], e.g. ``offline_dv2.py:cpu,lambda3``).
 """
 
 from experiments.configs.common import base_config, shrink_loop
+from worldmodels.agents.offline_dv2 import config as dv2_config
 
 PRESETS = ("default", "paper", "cpu", "cpu_pixels", "tiny", "cpu,lambda3")
-from worldmodels.agents.offline_dv2 import config as dv2_config
 
 
 def get_config(preset: str = "default"):
@@ -46,8 +47,10 @@ def get_config(preset: str = "default"):
     c.env.obs_type, c.env.image_size = "pixels", 32
     c.agent.actor_layers = c.agent.critic_layers = (128, 128)
     c.agent.batch_size, c.agent.sequence_length = 16, 32
-    c.agent.num_steps = 3_000
+    c.agent.num_steps = 1_000
+    # One evaluation, at the end: 10 episodes per seed render 5,000 frames each on the CPU.
     c.loop.eval_every = 1_000
+    c.loop.checkpoint_every = 250
   elif name not in ("default", "tiny"):
     raise ValueError(f"unknown offline_dv2 preset {name!r}; choose default, paper, cpu, "
                      "cpu_pixels or tiny (optionally ',lambda3')")

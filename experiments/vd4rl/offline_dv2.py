@@ -8,7 +8,8 @@ dataset's mean return beside it.
 Datasets are the catalog's (``vd4rl/<task>/<kind>/<observation>`` under ``--data_root``, default
 ``$WORLDMODELS_DATA``), built when missing. Stages resume: a finished model artifact or agent
 run is reused, a killed one continues from its checkpoints. Writes ``RESULTS.md`` and
-``results.json`` to ``<workdir>/results/offline_dv2`` (``--publish``: beside this file).
+``results.json`` to ``<workdir>/results/offline_dv2`` (``--publish``: beside this file); presets
+other than ``cpu`` add their name: ``RESULTS_cpu_pixels.md``.
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ from worldmodels import provenance
 from worldmodels.provenance import git_revision
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PRESETS = {"cpu": "state", "default": "state", "paper": "64px", "tiny": "state"}
-"""Preset -> the catalog observation it trains on (``cpu_pixels`` runs on a 32 px rendering,
-which the catalog does not hold: train it with the launchers, as WORKSPACE.md shows)."""
+PRESETS = {"cpu": "state", "cpu_pixels": "32px", "default": "state", "paper": "64px",
+           "tiny": "state"}
+"""Preset -> the catalog observation it trains on (a missing pixel dataset is rendered from the
+state dataset's physics states)."""
 
 # V-D4RL table 1, Offline DV2 on 64 x 64 pixels: normalised return (return / 10) mean and std.
 PAPER_TABLE1 = {
@@ -106,12 +108,21 @@ def run_kind(kind: str, preset: str, workdir: str) -> Dict[str, object]:
           "eval_episodes": config.loop.eval_episodes, "workdir": config.workdir}
 
 
+def results_stem(preset: str) -> str:
+  """``RESULTS`` for the state CPU preset, ``RESULTS_<preset>`` for the others."""
+  return "RESULTS" if preset == "cpu" else f"RESULTS_{preset}"
+
+
 def write_results(rows: List[Dict[str, object]], output_dir: str, command: str, revision: str,
                   started: float, preset: str) -> str:
-  model = rssm_configs.get_config(preset).model
-  agent = dv2_configs.get_config(preset).agent
+  model_config = rssm_configs.get_config(preset)
+  model, agent = model_config.model, dv2_configs.get_config(preset).agent
+  observation = PRESETS.get(preset, "state")
+  encoder = ("an MLP encoder and decoder on the state vector" if observation == "state" else
+             f"{observation[:-2]} x {observation[:-2]} pixels through {model.cnn_layers} "
+             f"convolutions of depth {model.cnn_depth} (and a sub-pixel decoder)")
   lines = [
-      f"# Offline DV2 on {_TASK.value} ({PRESETS.get(preset, 'state')} observations)", "",
+      f"# Offline DV2 on {_TASK.value} ({observation} observations)", "",
       f"Command: `{command}`; git revision `{revision}`; {len(rows[0]['per_seed'])} seeds "
       f"(0 .. {len(rows[0]['per_seed']) - 1}, one vmapped run per dataset); evaluation: "
       f"{rows[0]['eval_episodes']} episodes per seed at the end of training (deterministic "
@@ -135,11 +146,13 @@ def write_results(rows: List[Dict[str, object]], output_dir: str, command: str, 
   lines += [
       "", "\"Beats the data mean\": *yes* when every seed's return exceeds the data mean plus one "
       "standard deviation of the dataset's episode returns; *on average* when only the mean "
-      "over seeds exceeds the data mean. The paper's column is its table 1 (normalised "
+      "over seeds exceeds the data mean. The random datasets are episodes of uniform random "
+      "actions, so on them the data mean is the random policy's return. The paper's column is its table 1 (normalised "
       "returns, x 10 here: the return) for Offline DV2 trained at full size on 64 x 64 pixels "
       "of its own datasets; it is the target, not a like-for-like comparison.", "",
       "## What was reduced to fit this CPU", "",
-      f"Model (`experiments/configs/rssm.py:{preset}`): GRU {model.deter}, {model.stoch_vars} x "
+      f"Model (`experiments/configs/rssm.py:{preset}`): {encoder}, GRU {model.deter}, "
+      f"{model.stoch_vars} x "
       f"{model.stoch_classes} categorical latents, {model.prior_heads} prior heads, MLPs "
       f"{' x '.join(map(str, model.mlp_layers))}, batches of {model.batch_size} x "
       f"{model.sequence_length}, {rows[0]['model_steps']} updates. Agent "
@@ -154,9 +167,10 @@ def write_results(rows: List[Dict[str, object]], output_dir: str, command: str, 
       "procedure (`benchmarks/datasets/RESULTS.md`), with a CPU-budget behaviour policy.", ""]
   os.makedirs(output_dir, exist_ok=True)
   text = "\n".join(lines)
-  atomic_write(os.path.join(output_dir, "RESULTS.md"), text + "\n")
-  atomic_json(os.path.join(output_dir, "results.json"), {"rows": rows, "revision": revision,
-                                                          "command": command})
+  stem = results_stem(preset)
+  atomic_write(os.path.join(output_dir, stem + ".md"), text + "\n")
+  atomic_json(os.path.join(output_dir, stem.replace("RESULTS", "results") + ".json"),
+              {"rows": rows, "revision": revision, "command": command, "preset": preset})
   return text
 
 
@@ -170,7 +184,7 @@ def main(argv):
   text = write_results(rows, output_dir, "python -m experiments.vd4rl.offline_dv2 "
                        + " ".join(sys.argv[1:]), revision, started, preset)
   print(text)
-  print(f"wrote {os.path.join(output_dir, 'RESULTS.md')}")
+  print(f"wrote {os.path.join(output_dir, results_stem(preset) + '.md')}")
 
 
 if __name__ == "__main__":
