@@ -270,7 +270,8 @@ def test_depth_to_space_places_channels_as_pixels():
   np.testing.assert_array_equal(out[0, :, :, 0], [[0, 1, 4, 5], [2, 3, 6, 7]])
 
 
-def test_pixel_model_encodes_and_reconstructs_images():
+def test_pixel_model_encodes_and_reconstructs_images(tmp_path):
+  from worldmodels.models.artifacts import load_model, save_model  # pylint: disable=import-outside-toplevel
   spec = DataSpec({"pixels": ArraySpec((16, 16, 3), np.uint8)}, A)
   model = rssm.RSSM.for_spec(spec, tiny_config())
   params = model.init(jax.random.PRNGKey(0))
@@ -280,6 +281,12 @@ def test_pixel_model_encodes_and_reconstructs_images():
   shapes = jax.eval_shape(lambda p: (model.embed(p, batch.observation),
                                      model.decode(p, jnp.zeros((5, model.feature_size)))), params)
   assert shapes[0].shape[:2] == (2, 3) and shapes[1]["pixels"].shape == (5, 16, 16, 3)
+  # Images only: no vector normalisers, and the parameters save and load (orbax refuses
+  # zero-size arrays, in artifacts and in the training loop's checkpoints alike).
+  assert params.obs_mean is None and params.obs_std is None
+  save_model(str(tmp_path / "pixels"), model, params)
+  _, loaded, _ = load_model(str(tmp_path / "pixels"), kind="rssm")
+  jax.tree_util.tree_map(np.testing.assert_array_equal, loaded, params)
   with pytest.raises(ValueError, match="square images whose side divides"):
     rssm.RSSM.for_spec(DataSpec({"pixels": ArraySpec((18, 18, 3), np.uint8)}, A),
                        tiny_config())

@@ -276,13 +276,13 @@ class RSSMParams:
 
   Attributes:
     net: the :class:`RSSMNetwork` parameters.
-    obs_mean: ``[S]`` mean of the concatenated vector entries (zeros without any).
-    obs_std: ``[S]`` their std (inputs are standardised before any symlog).
+    obs_mean: ``[S]`` mean of the concatenated vector entries (None without any).
+    obs_std: ``[S]`` their std (inputs are standardised before any symlog; None without any).
   """
 
   net: Any
-  obs_mean: jax.Array
-  obs_std: jax.Array
+  obs_mean: Optional[jax.Array]
+  obs_std: Optional[jax.Array]
 
 
 @flax.struct.dataclass
@@ -449,6 +449,8 @@ class RSSM:
     net = init(key, images, vector, stoch, jnp.zeros((1, self.action_dim)),
                jnp.zeros((1, c.deter)))
     s = self.vector_size
+    if not s:  # images only: no normalisers (checkpoints cannot hold zero-size arrays)
+      return RSSMParams(net, None, None)
     mean = jnp.zeros((s,)) if obs_mean is None else jnp.asarray(obs_mean, jnp.float32)
     std = jnp.ones((s,)) if obs_std is None else jnp.asarray(obs_std, jnp.float32)
     return RSSMParams(net, mean, jnp.where(std < 1e-6, 1.0, std))
