@@ -12,10 +12,13 @@ from worldmodels.agents import REGISTRY, make_agent
 from worldmodels.agents.augwm import config as augwm_config
 from worldmodels.agents.augwm.learner import AugWMLearner
 from worldmodels.agents.bc import config as bc_config
+from worldmodels.agents.cql import config as cql_config
+from worldmodels.agents.drqbc import config as drqbc_config
 from worldmodels.agents.mopo import config as mopo_config
 from worldmodels.agents.mopo.learner import MOPOLearner
 from worldmodels.agents.offline_dv2 import config as dv2_config
 from worldmodels.agents.offline_dv2.learner import OfflineDV2Learner
+from worldmodels.agents.pixel_bc import config as pixel_bc_config
 from worldmodels.agents.sac import config as sac_config
 from worldmodels.agents.td3bc import config as td3bc_config
 from worldmodels.agents.td3bc import losses as td3bc_losses
@@ -30,7 +33,13 @@ from worldmodels.training.replay import init_replay, add_steps
 SPEC = DataSpec({"state": ((4,), np.float32)}, 2)
 CONFIGS = {"sac": sac_config.tiny_config, "td3bc": td3bc_config.tiny_config,
            "bc": bc_config.tiny_config, "mopo": mopo_config.tiny_config,
-           "augwm": augwm_config.tiny_config, "offline_dv2": dv2_config.tiny_config}
+           "augwm": augwm_config.tiny_config, "offline_dv2": dv2_config.tiny_config,
+           "drqbc": drqbc_config.tiny_config, "cql": cql_config.tiny_config,
+           "pixel_bc": pixel_bc_config.tiny_config}
+PIXEL_AGENTS = ("drqbc", "cql", "pixel_bc")
+FRAME = (16, 16, 3)  # tiny frames, 3 stacked
+PIXEL_SPEC = DataSpec({"state": ((4,), np.float32), "pixels": (FRAME, np.uint8)}, 2,
+                      {"pixels": 3})
 MODEL_BASED = {"mopo": (MOPOLearner, tiny_world_model), "augwm": (AugWMLearner, tiny_world_model),
                "offline_dv2": (OfflineDV2Learner, tiny_rssm)}
 
@@ -39,7 +48,7 @@ def _build(name):
   if name in MODEL_BASED:  # built around an in-memory world model instead of an artifact
     learner, world_model = MODEL_BASED[name]
     return learner(CONFIGS[name](), SPEC, world_model=world_model(4, 2))
-  return make_agent(name, CONFIGS[name](), SPEC)
+  return make_agent(name, CONFIGS[name](), PIXEL_SPEC if name in PIXEL_AGENTS else SPEC)
 
 
 def _batch(key, size=32):
@@ -72,12 +81,18 @@ def _parameter_leaves(state) -> list:
           if "param" in jax.tree_util.keystr(path)]
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "offline_dv2"
-                                  else n for n in sorted(REGISTRY)])  # tests/test_offline_dv2.py
+# Slow tier: Offline DV2 (its own tests are in tests/test_offline_dv2.py), and CQL and pixel BC,
+# whose update is DrQ+BC's with another loss (those losses: tests/test_pixel_agents.py).
+SLOW_CONTRACTS = ("offline_dv2", "cql", "pixel_bc")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow)
+                                  if n in SLOW_CONTRACTS else n for n in sorted(REGISTRY)])
 def test_agent_contract(name):
   agent = _build(name)
   phase = agent.phases()[0]
-  steps = synthetic_steps((20, 20), obs_dim=4, action_dim=2)
+  steps = synthetic_steps((20, 20), obs_dim=4, action_dim=2,
+                          frame=FRAME if name in PIXEL_AGENTS else None)
   batch, frozen = _phase_inputs(phase, steps)
   state = agent.init(jax.random.PRNGKey(0))
   update = jax.jit(phase.update)
@@ -94,7 +109,8 @@ def test_agent_contract(name):
   # Acting: the policy interface on one observation, its carry passed through.
   carry = agent.policy_init(jax.random.PRNGKey(3))
   action, carry = jax.jit(agent.policy, static_argnames="eval_mode")(
-      new_state, carry, {"state": jnp.ones((4,))}, jax.random.PRNGKey(2), eval_mode=True)
+      new_state, carry, {"state": jnp.ones((4,)), "pixels": jnp.full((16, 16, 9), 7, jnp.uint8)},
+      jax.random.PRNGKey(2), eval_mode=True)
   assert action.shape == (2,)
   assert float(jnp.abs(action).max()) <= 1.0
   assert len(agent.phases()) == 1

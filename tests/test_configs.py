@@ -56,7 +56,12 @@ def test_config_builds(name, world_model_path):
     if "model_path" in config.agent:
       by_agent, ensemble_path = world_model_path
       config.agent.model_path = by_agent(name, ensemble_path)
-    agent = make_agent(config.agent_name, config.agent, DataSpec({"state": ((5,), "float32")}, 3))
+    if "pixels" in config.dataset.observation_keys and "model_path" not in config.agent:
+      size = config.env.image_size
+      spec = DataSpec({"pixels": ((size, size, 3), "uint8")}, 3, {"pixels": config.frame_stack})
+    else:
+      spec = DataSpec({"state": ((5,), "float32")}, 3)
+    agent = make_agent(config.agent_name, config.agent, spec)
     assert agent.phases()
 
 
@@ -84,6 +89,20 @@ def test_rssm_config_builds(preset):
   model = rssm.RSSM.for_spec(DataSpec(observations, 6), config.model)
   shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0))  # every layer, no arithmetic
   assert shapes.net["params"]["prior"]["Dense_1"]["kernel"].shape[0] == config.model.prior_heads
+
+
+def test_offline_dv2_experiment_presets_agree_with_the_configs():
+  """The experiment's preset -> catalog observation map matches what both configs encode."""
+  from experiments.vd4rl import offline_dv2 as experiment  # pylint: disable=g-import-not-at-top
+  for preset, observation in experiment.PRESETS.items():
+    model = importlib.import_module("experiments.configs.rssm").get_config(preset)
+    agent = importlib.import_module("experiments.configs.offline_dv2").get_config(preset)
+    keys = ("state",) if observation == "state" else ("pixels",)
+    assert tuple(model.dataset.observation_keys) == tuple(agent.dataset.observation_keys) == keys
+    if observation != "state":
+      assert agent.env.obs_type == "pixels" and f"{agent.env.image_size}px" == observation
+    else:
+      assert agent.env.obs_type == "state"
 
 
 def test_every_config_file_is_tested():

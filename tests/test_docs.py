@@ -38,6 +38,7 @@ NOT_RUN = {
     # tests of tests/test_perf.py instead, to keep the default suite under 15 minutes.
     "python -m benchmarks.perf seeds": "tests/test_perf.py::test_seeds_benchmark_runs_small (slow)",
     "python -m benchmarks.perf rssm": "tests/test_perf.py::test_rssm_benchmark_runs_small (slow)",
+    "python -m benchmarks.perf drqbc": "tests/test_perf.py::test_drqbc_benchmark_runs_small (slow)",
 }
 
 # Documented command -> the substitutions that make it tiny: (old, new) pairs (each `old` must

@@ -66,3 +66,13 @@ def test_rssm_benchmark_runs_small(capsys):
   out = capsys.readouterr().out
   assert "ours / reference = " in out and "16x16 pixels, batch 2x4, im2col" in out, out
   assert re.fullmatch(r"rssm: [0-9.]+ steps/s, [0-9.]+ of matmul peak", line), line
+
+
+@pytest.mark.slow
+def test_drqbc_benchmark_runs_small(capsys):
+  """The DrQ+BC benchmark's code at toy sizes (updates, variants, the loaded-dataset memory)."""
+  from benchmarks.perf import drqbc  # pylint: disable=import-outside-toplevel
+  line = drqbc.main(tiny=True)
+  out = capsys.readouterr().out
+  assert "ours / reference = " in out and "bilinear shifts" in out and "resident" in out
+  assert re.fullmatch(r"drqbc: [0-9.]+ updates/s, [0-9.]+ of matmul peak", line), line

@@ -47,8 +47,12 @@ def test_transitions_stay_inside_episodes(data):
   assert len(np.unique(s[:, 2])) == sum(LENGTHS)
 
 
-def test_nstep_returns_analytic(data):
-  steps, index = data
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminations", "time_limits"])
+def test_nstep_returns_analytic(terminal):
+  """n-step sums stop at an episode's end; a termination zeroes the bootstrap, a time limit
+  keeps it (``gamma ** n'`` from the last step)."""
+  steps = synthetic_steps(LENGTHS, terminal_last=terminal)
+  index = samplers.build_index(steps)
   gamma, n = 0.9, 3
   batch = samplers.sample_nstep(steps, index, jax.random.PRNGKey(1), 256, n, gamma)
   s = np.asarray(batch.observation["state"])
@@ -60,7 +64,7 @@ def test_nstep_returns_analytic(data):
     expected = sum(gamma**i * (gid + i) / 100 for i in range(horizon))
     np.testing.assert_allclose(float(batch.reward[row]), expected, rtol=1e-5)
     assert s_next[row, 1] == t + horizon
-    terminal_reached = t + horizon == lengths[episode]  # every episode here ends terminal
+    terminal_reached = terminal and t + horizon == lengths[episode]
     np.testing.assert_allclose(float(batch.discount[row]),
                                0.0 if terminal_reached else gamma**horizon, atol=1e-6)
 

@@ -94,3 +94,38 @@ def shrink_loop(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.loop.log_every_seconds = 0.0
   c.env.episode_length = 50
   return c
+
+
+PIXEL_PRESETS = ("default", "paper", "cpu", "tiny")
+
+
+def pixel_agent_config(agent_name: str, agent: ml_collections.ConfigDict, preset: str,
+                       tiny_agent: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Launcher presets of the DrQ-v2 pixel agents (``drqbc``, ``cql``, ``pixel_bc``).
+
+  * ``paper`` (= ``default``): V-D4RL table 9: 84 x 84 frames, 3 stacked, batch 256,
+    100,000 updates (256 offline epochs of a 100k-step dataset). An accelerator run.
+  * ``cpu``: 64 x 64 frames, 3 stacked, batch 64, MLPs of 256, 10,000 updates.
+  * ``tiny``: 16 x 16 frames (tests).
+  """
+  name = preset
+  if name not in PIXEL_PRESETS:
+    raise ValueError(f"unknown {agent_name} preset {preset!r}; choose one of "
+                     f"{', '.join(PIXEL_PRESETS)}")
+  c = base_config(agent_name, tiny_agent if name == "tiny" else agent)
+  c.dataset.observation_keys = ("pixels",)
+  c.env.obs_type, c.env.image_size = "pixels", 84
+  c.frame_stack = 3
+  if name == "cpu":
+    c.env.image_size = 64
+    c.agent.batch_size = 64
+    c.agent.hidden_sizes = (256, 256)
+    c.agent.num_steps = 10_000
+    c.loop.eval_every = c.loop.checkpoint_every = 2_500
+    c.loop.steps_per_chunk = 250
+  elif name == "tiny":
+    shrink_loop(c)
+    c.env.image_size = 16
+  else:
+    c.loop.eval_every = c.loop.checkpoint_every = 10_000
+  return c

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Offline DV2's accelerator checks (issue 13), one short call on a lent GPU machine.
+# The V-D4RL agents' accelerator checks (issues 13 and 14), one short call on a lent GPU machine:
+# Offline DV2's wall time per 1k model / agent updates and its RSSM benchmark, DrQ+BC's updates/s.
 #
 #   bash experiments/vd4rl/accelerator_checks.sh download   # here (registry access): the wheels
 #   bash experiments/vd4rl/accelerator_checks.sh run        # there, with carry=[".whl"]
@@ -30,6 +31,7 @@ case "${1:-run}" in
     mkdir -p "$out"
     python3 -m experiments.vd4rl.accelerator_checks --updates=200 | tee "$out/dv2.md"
     python3 -m benchmarks.perf rssm --steps=20 | tee "$out/perf_rssm.txt"
+    python3 -m benchmarks.perf drqbc --steps=50 --ram_steps=0 | tee "$out/perf_drqbc.txt"
     ;;
   *) echo "usage: $0 download|run" >&2; exit 2 ;;
 esac

@@ -9,8 +9,11 @@ import ml_collections
 
 from worldmodels.agents.augwm.learner import AugWMLearner
 from worldmodels.agents.bc.learner import BCLearner
+from worldmodels.agents.cql.learner import CQLLearner
+from worldmodels.agents.drqbc.learner import DrQBCLearner
 from worldmodels.agents.mopo.learner import MOPOLearner
 from worldmodels.agents.offline_dv2.learner import OfflineDV2Learner
+from worldmodels.agents.pixel_bc.learner import PixelBCLearner
 from worldmodels.agents.sac.learner import SACLearner
 from worldmodels.agents.td3bc.learner import TD3BCLearner
 from worldmodels.data.spec import DataSpec
@@ -22,6 +25,9 @@ REGISTRY: Dict[str, Callable[[ml_collections.ConfigDict, DataSpec], object]] = {
     "mopo": MOPOLearner,
     "augwm": AugWMLearner,
     "offline_dv2": OfflineDV2Learner,
+    "drqbc": DrQBCLearner,
+    "cql": CQLLearner,
+    "pixel_bc": PixelBCLearner,
 }
 
 

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from worldmodels.agents.td3bc.networks import TD3BCNetworks
+from worldmodels.rl.policy_losses import bc_regularised_objective
 
 
 def critic_loss(critic_params, networks: TD3BCNetworks, target_actor_params,
@@ -26,7 +27,4 @@ def actor_loss(actor_params, networks: TD3BCNetworks, critic_params, obs, action
   """``-lambda * Q_1(s, pi(s)) + (pi(s) - a)^2`` with ``lambda = alpha / mean|Q|`` (detached)."""
   pi = networks.actor.apply(actor_params, obs)
   q = networks.critic.apply(critic_params, obs, pi)[0]
-  lmbda = jax.lax.stop_gradient(alpha / jnp.mean(jnp.abs(q)))
-  bc = jnp.mean((pi - action) ** 2)  # mean over batch and action dims, as in the paper
-  loss = -lmbda * jnp.mean(q) + bc
-  return loss, {"actor_loss": loss, "bc_loss": bc, "lambda": lmbda}
+  return bc_regularised_objective(q, pi, action, alpha)

@@ -1,0 +1,13 @@
+"""DrQ+BC launcher presets: ``--config=experiments/configs/drqbc.py:<preset>`` (``paper`` =
+``default``, ``cpu``, ``tiny``: ``experiments.configs.common.pixel_agent_config``).
+Needs ``--config.dataset.path`` (a pixel dataset, e.g. ``vd4rl/walker_walk/medium/84px``)."""
+
+from experiments.configs.common import PIXEL_PRESETS, pixel_agent_config
+from worldmodels.agents.drqbc import config as agent_config
+
+PRESETS = PIXEL_PRESETS
+
+
+def get_config(preset: str = "default"):
+  return pixel_agent_config("drqbc", agent_config.default_config(), preset,
+                            agent_config.tiny_config())
