@@ -54,8 +54,8 @@ _KINDS = flags.DEFINE_list("kinds", ["random", "mixed"], "Dataset kinds.")
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Agent seeds 0 .. seeds-1 (one vmapped run).")
 _PRESET = flags.DEFINE_enum("preset", "cpu", sorted(set(PRESETS) - {"tiny"}), "Model and agent "
                             "preset; the same name in rssm.py and offline_dv2.py.")
-_LAMBDA3 = flags.DEFINE_list("lambda3", ["random"], "Kinds trained with lambda 3 (the paper's "
-                             "exceptions: random data, and walker-walk mixed).")
+_LAMBDA3 = flags.DEFINE_list("lambda3", None, "Kinds trained with lambda 3 (default: the "
+                             "paper's exceptions, random data and walker-walk mixed).")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/vd4rl", "Models, agent runs and results.")
 _DATA_ROOT = flags.DEFINE_string("data_root", None, "Catalog root (None: $WORLDMODELS_DATA).")
 _RESULTS = flags.DEFINE_string("results_dir", None, "Where RESULTS.md goes (default "
@@ -64,6 +64,14 @@ _PUBLISH = flags.DEFINE_bool("publish", False, "Write the committed experiments/
 _TINY = flags.DEFINE_bool("tiny", False, "Seconds-sized presets and datasets (tests).")
 
 
+
+
+def lambda3_kinds() -> List[str]:
+  """The kinds trained with lambda 3: ``--lambda3``, else V-D4RL appendix C.1's exceptions
+  (both random datasets and walker-walk mixed)."""
+  if _LAMBDA3.value is not None:
+    return list(_LAMBDA3.value)
+  return ["random", "mixed"] if _TASK.value == "walker-walk" else ["random"]
 
 
 def run_kind(kind: str, preset: str, workdir: str) -> Dict[str, object]:
@@ -87,7 +95,7 @@ def run_kind(kind: str, preset: str, workdir: str) -> Dict[str, object]:
   else:
     print(f"[{kind}] training the RSSM -> {model_path}", flush=True)
     model_launcher.run(model_config, source)
-  config = dv2_configs.get_config(preset + (",lambda3" if kind in _LAMBDA3.value else ""))
+  config = dv2_configs.get_config(preset + (",lambda3" if kind in lambda3_kinds() else ""))
   config.dataset.path, config.dataset.root = name, _DATA_ROOT.value
   config.agent.model_path = model_path
   config.num_seeds = _SEEDS.value
