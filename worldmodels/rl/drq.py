@@ -104,8 +104,7 @@ class DrQLearner(MemorylessPolicy):
     """
     del action
     mean = self.networks.actor.apply(actor_params, features)
-    noisy = jnp.clip(mean + pixels.clipped_noise(key, mean.shape, stddev,
-                                                 self.config.stddev_clip), -1.0, 1.0)
+    noisy = pixels.noisy_action(key, mean, stddev, self.config.stddev_clip)
     q = self.networks.critic.apply(critic_params, features, noisy).min(axis=0)
     loss = -jnp.mean(q)
     return loss, {"actor_loss": loss}
@@ -158,8 +157,7 @@ class DrQLearner(MemorylessPolicy):
       features = nets.encoder.apply(params["encoder"], obs)
       next_features = jax.lax.stop_gradient(nets.encoder.apply(params["encoder"], next_obs))
       next_mean = nets.actor.apply(state.actor_params, next_features)
-      next_action = jnp.clip(next_mean + pixels.clipped_noise(
-          target_key, next_mean.shape, stddev, c.stddev_clip), -1.0, 1.0)
+      next_action = pixels.noisy_action(target_key, next_mean, stddev, c.stddev_clip)
       next_q = nets.critic.apply(state.target_critic_params, next_features, next_action)
       target = jax.lax.stop_gradient(batch.reward + batch.discount * next_q.min(axis=0))
       q = nets.critic.apply(params["critic"], features, batch.action)  # [2, B]
@@ -196,9 +194,8 @@ class DrQLearner(MemorylessPolicy):
     """The actor's mean actions ``[B, A]`` on frames ``uint8 [B, S, S, k * 3]`` (offline
     agents act deterministically)."""
     del key, eval_mode
-    features = self.networks.encoder.apply(state.encoder_params,
-                                           observation[self.config.observation_key])
-    return self.networks.actor.apply(state.actor_params, features)
+    return self.networks.act(state.encoder_params, state.actor_params,
+                             observation[self.config.observation_key])
 
   def phases(self) -> Sequence[Phase]:
     c = self.config

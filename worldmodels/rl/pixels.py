@@ -106,6 +106,11 @@ def clipped_noise(key: jax.Array, shape, stddev: jax.Array, clip: float) -> jax.
   return jnp.clip(stddev * jax.random.normal(key, shape), -clip, clip)
 
 
+def noisy_action(key: jax.Array, mean: jax.Array, stddev: jax.Array, clip: float) -> jax.Array:
+  """DrQ-v2's action ``clip(mean + clipped_noise, -1, 1)`` for actor means ``[B, A]``."""
+  return jnp.clip(mean + clipped_noise(key, mean.shape, stddev, clip), -1.0, 1.0)
+
+
 class PixelEncoder(nn.Module):
   """DrQ-v2's encoder: ``num_layers`` 3 x 3 convolutions of ``depth`` channels (the first of
   stride 2, no padding), ReLU after each. ``uint8 [B, S, S, C] -> [B, E]`` (84 px, 4 layers,
@@ -170,6 +175,10 @@ class PixelNetworks:
   encoder: PixelEncoder
   actor: PixelActor
   critic: PixelCritics
+
+  def act(self, encoder_params, actor_params, frames: jax.Array) -> jax.Array:
+    """The actor's mean actions ``[B, A]`` on frames ``uint8 [B, S, S, k * 3]``."""
+    return self.actor.apply(actor_params, self.encoder.apply(encoder_params, frames))
 
 
 def make_pixel_networks(config: ml_collections.ConfigDict, action_dim: int) -> PixelNetworks:

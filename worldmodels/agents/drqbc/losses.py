@@ -7,7 +7,6 @@ Shapes: encoder features ``[B, E]``, actions ``[B, A]``.
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
 from worldmodels.rl import pixels
 from worldmodels.rl.pixels import PixelNetworks
@@ -20,7 +19,6 @@ def actor_loss(actor_params, networks: PixelNetworks, critic_params, features: j
   """``-lambda * min_i Q_i(h, a_pi) + mean((a_pi - a)^2)``, ``a_pi = pi(h) + clipped noise``,
   ``lambda = alpha / mean|Q|`` (detached)."""
   mean = networks.actor.apply(actor_params, features)
-  policy_action = jnp.clip(mean + pixels.clipped_noise(key, mean.shape, stddev, stddev_clip),
-                           -1.0, 1.0)
+  policy_action = pixels.noisy_action(key, mean, stddev, stddev_clip)
   q = networks.critic.apply(critic_params, features, policy_action).min(axis=0)
   return bc_regularised_objective(q, policy_action, data_action, alpha)

@@ -62,9 +62,8 @@ class PixelBCLearner(MemorylessPolicy):
           eval_mode: bool) -> jax.Array:
     """The actor's actions ``[B, A]`` on frames ``uint8 [B, S, S, k * 3]``."""
     del key, eval_mode
-    features = self.networks.encoder.apply(state.params["encoder"],
-                                           observation[self.config.observation_key])
-    return self.networks.actor.apply(state.params["actor"], features)
+    return self.networks.act(state.params["encoder"], state.params["actor"],
+                             observation[self.config.observation_key])
 
   def phases(self) -> Sequence[Phase]:
     c = self.config
