@@ -78,6 +78,11 @@ TINY = {
     # The walker-walk tiny random dataset of the table-1 command above reused.
     "python -m experiments.vd4rl.offline_dv2": (
         [], ["--tiny", "--kinds=random", "--seeds=2", "--data_root=data"]),
+    # The same tiny dataset, rendered at 16 px; one agent (the others' tiny runs are the agent
+    # tests' and Offline DV2's command above).
+    "python -m experiments.vd4rl.table1": (
+        [], ["--tiny", "--agents=bc", "--tasks=walker-walk", "--kinds=random", "--seeds=2",
+             "--data_root=data"]),
     # The tiny preset's 2 seeds: the vmapped MOPO and AugWM runs of the commands above reused.
     "python -m experiments.augwm.other_shifts": ([], ["--tiny"]),
     "python -m experiments.augwm.mid_episode": ([], ["--tiny"]),
@@ -235,6 +240,26 @@ def _checks(scratch: str) -> dict:
     text = open(s("runs", "online_offline", "results", "RESULTS.md")).read()
     assert "random policy" in text and "git revision" in text
 
+  def vd4rl_table1(out):
+    assert "| walker-walk | random | " in out and "(2.0 ± 0.2)" in out  # BC's paper cell
+    cell = json.load(open(s("runs", "vd4rl", "table1", "tiny", "walker_walk", "random", "bc",
+                            "cell.json")))
+    assert cell["status"] == "done" and len(cell["scores"]) == 2
+    assert cell["offline_epochs"] == cell["updates"] * cell["transitions_per_update"] / cell[
+        "dataset_transitions"]
+    assert os.path.getsize(s("runs", "vd4rl", "table1", "results", "tiny", "table1.png")) > 5_000
+    # A finished cell is reused, never rerun; a changed configuration is refused.
+    command = [sys.executable, "-m", "experiments.vd4rl.table1", "--tiny", "--agents=bc",
+               "--tasks=walker-walk", "--kinds=random", "--data_root=data"]
+    run = lambda extra: subprocess.run(command + extra, cwd=scratch,
+                                       env=dict(ENV, PYTHONPATH=REPO_ROOT), capture_output=True,
+                                       text=True, timeout=600)
+    again = run(["--seeds=2"])
+    assert again.returncode == 0 and "finished before: reused" in again.stdout, again.stderr[-3000:]
+    other = run(["--seeds=3"])
+    assert other.returncode != 0 and "config.num_seeds: 2 -> 3" in other.stderr
+    assert "Traceback" not in other.stderr
+
   def imported(out):
     del out
     steps, metadata = load_dataset(s("tmp", "hc"))
@@ -257,6 +282,7 @@ def _checks(scratch: str) -> dict:
       "python -m experiments.augwm.mid_episode": mid_episode,
       "python -m experiments.augwm.run --sizes=paper": paper_sizes_as_tiny,
       "python -m experiments.online_offline": online_offline,
+      "python -m experiments.vd4rl.table1": vd4rl_table1,
       "python -m benchmarks.datasets import d4rl-hdf5 halfcheetah.hdf5 /tmp/hc "
       "--task HalfCheetah-v5": imported,
   }

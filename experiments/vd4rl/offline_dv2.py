@@ -24,14 +24,14 @@ from absl import flags
 import numpy as np
 
 from benchmarks.datasets import catalog
+from benchmarks.protocols import vd4rl as vd4rl_protocol
 from experiments import cli
 from experiments import train as train_launcher
-from experiments import train_model as model_launcher
 from experiments.configs import offline_dv2 as dv2_configs
 from experiments.configs import rssm as rssm_configs
+from experiments.vd4rl import stages
 from worldmodels.data.source import DataSource
 from worldmodels.io import atomic_json, atomic_write
-from worldmodels import provenance
 from worldmodels.provenance import git_revision
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -39,15 +39,6 @@ PRESETS = {"cpu": "state", "cpu_pixels": "32px", "default": "state", "paper": "6
            "tiny": "state"}
 """Preset -> the catalog observation it trains on (a missing pixel dataset is rendered from the
 state dataset's physics states)."""
-
-# V-D4RL table 1, Offline DV2 on 64 x 64 pixels: normalised return (return / 10) mean and std.
-PAPER_TABLE1 = {
-    ("walker-walk", "random"): (28.7, 13.0), ("walker-walk", "mixed"): (56.5, 18.1),
-    ("walker-walk", "medium"): (34.1, 19.7), ("walker-walk", "medexp"): (43.9, 34.4),
-    ("walker-walk", "expert"): (4.8, 0.6), ("cheetah-run", "random"): (31.7, 2.7),
-    ("cheetah-run", "mixed"): (61.6, 1.0), ("cheetah-run", "medium"): (17.2, 3.5),
-    ("cheetah-run", "medexp"): (10.4, 3.5), ("cheetah-run", "expert"): (10.9, 3.2),
-}
 
 _TASK = flags.DEFINE_string("task", "walker-walk", "V-D4RL task (walker-walk, cheetah-run, ...).")
 _KINDS = flags.DEFINE_list("kinds", ["random", "mixed"], "Dataset kinds.")
@@ -67,11 +58,10 @@ _TINY = flags.DEFINE_bool("tiny", False, "Seconds-sized presets and datasets (te
 
 
 def lambda3_kinds() -> List[str]:
-  """The kinds trained with lambda 3: ``--lambda3``, else V-D4RL appendix C.1's exceptions
-  (both random datasets and walker-walk mixed)."""
+  """The kinds trained with lambda 3: ``--lambda3``, else :func:`stages.paper_lambda3_kinds`."""
   if _LAMBDA3.value is not None:
     return list(_LAMBDA3.value)
-  return ["random", "mixed"] if _TASK.value == "walker-walk" else ["random"]
+  return stages.paper_lambda3_kinds(_TASK.value)
 
 
 def run_kind(kind: str, preset: str, workdir: str) -> Dict[str, object]:
@@ -81,20 +71,12 @@ def run_kind(kind: str, preset: str, workdir: str) -> Dict[str, object]:
   # Our CPU-budget generation of the datasets ("cpu" scale: a refusal if another one is there).
   path = catalog.resolve(name, root=_DATA_ROOT.value, build=True,
                          scale="tiny" if _TINY.value else "cpu")
-  model_config = rssm_configs.get_config(preset)
-  source = DataSource.load(path, observation_keys=tuple(model_config.dataset.observation_keys))
-  model_path = os.path.join(workdir, task_slug, kind, f"rssm-{preset}")
-  model_config.dataset.path, model_config.dataset.root = name, _DATA_ROOT.value
-  model_config.output = model_path
-  if os.path.exists(model_path):  # reused only if it is the model this run would train
-    with open(os.path.join(model_path, "model.json")) as f:
-      recorded = json.load(f).get("provenance", {}).get("fingerprint")
-    provenance.refuse_unless_same(model_path, recorded, model_launcher.model_fingerprint(
-        model_config, source), "model artifact", f"give the experiment another --workdir than "
-        f"{workdir}")
-  else:
-    print(f"[{kind}] training the RSSM -> {model_path}", flush=True)
-    model_launcher.run(model_config, source)
+  source = DataSource.load(path, observation_keys=tuple(
+      rssm_configs.get_config(preset).dataset.observation_keys))
+  model_path = stages.rssm_artifact(name, preset, source,
+                             os.path.join(workdir, task_slug, kind, f"rssm-{preset}"),
+                             _DATA_ROOT.value, f"give the experiment another --workdir than "
+                             f"{workdir}")
   config = dv2_configs.get_config(preset + (",lambda3" if kind in lambda3_kinds() else ""))
   config.dataset.path, config.dataset.root = name, _DATA_ROOT.value
   config.agent.model_path = model_path
@@ -145,7 +127,7 @@ def write_results(rows: List[Dict[str, object]], output_dir: str, command: str, 
   for r in rows:
     beats = "yes" if min(r["per_seed"]) > r["dataset_mean"] + r["dataset_std"] else (
         "on average" if r["mean"] > r["dataset_mean"] else "no")
-    paper = PAPER_TABLE1.get((_TASK.value, r["kind"]))
+    paper = vd4rl_protocol.PAPER_TABLE1.get((_TASK.value, r["kind"]), {}).get("offline_dv2")
     lines.append(f"| {r['dataset']} | {r['mean']:.1f} ± {r['std']:.1f} | "
                  + ", ".join(f"{x:.1f}" for x in r["per_seed"])
                  + f" | {r['dataset_mean']:.1f} ± {r['dataset_std']:.1f} | "
