@@ -197,6 +197,12 @@ class DMCEnv(dm_env.Environment):
     with physics.reset_context():
       physics.set_state(np.asarray(physics_state, np.float64))
 
+  def set_reward(self, reward_function: Callable[[engine.Physics], float]) -> None:
+    """Replaces the task's reward: ``reward_function(physics)`` is called at every physics
+    control step in place of the suite's, and summed over the action repeat as the suite's
+    reward is (e.g. MrCoM's target-speed objectives, ``benchmarks.scenarios.objectives``)."""
+    self._env.task.get_reward = reward_function
+
   def render(self, image_size: int | None = None) -> np.ndarray:
     """Renders the current simulator state, uint8 ``[S, S, 3]`` (S: ``image_size`` or the
     environment's own size), with this environment's camera."""

@@ -327,7 +327,9 @@ class TorsoLength:
     def stretch(point: np.ndarray) -> np.ndarray:
       return point + (self.factor - 1.0) * float(np.dot(point - centre, axis)) * axis
 
-    radius, half_length = defaults.geom_size[geom, :2]
+    # The radius as it is now: the default, or scaled by a perturbation composed before this
+    # one (e.g. ``BodyPartScale`` of the torso); the half-length from the default.
+    radius, half_length = model.geom_size[geom, 0], defaults.geom_size[geom, 1]
     model.geom_size[geom, 1] = half_length * self.factor
     model.geom_rbound[geom] = half_length * self.factor + radius
     model.geom_aabb[geom, 5] = half_length * self.factor + radius
