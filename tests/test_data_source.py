@@ -8,7 +8,8 @@ import pytest
 
 from tests.conftest import synthetic_steps
 from worldmodels.data import write_dataset
-from worldmodels.data.samplers import NStepSampler, SequenceSampler, TransitionSampler
+from worldmodels.data.samplers import (GroupedSampler, NStepSampler, SequenceSampler,
+                                      TransitionSampler)
 from worldmodels.data.source import DataSource
 from worldmodels.data.spec import ArraySpec, DataSpec
 
@@ -101,3 +102,29 @@ def test_spec_checks_its_frame_stack():
   widened = DataSpec({"state": ((3,), np.float32)}, 2, observation_mean={"state": np.zeros(3)},
                      observation_std={"state": np.ones(3)}).with_observation("state", (6,))
   assert widened.observation_shapes == {"state": (6,)} and widened.observation_mean == {}
+
+
+def test_a_grouped_sampler_mixes_scenarios_of_two_embodiments_in_one_batch():
+  """Two walker scenarios and one hopper scenario (different sizes): one jitted draw gives a
+  batch per embodiment, each row tagged with the scenario it came from."""
+  datasets = {"walker/s0": synthetic_steps((9, 9), obs_dim=8, action_dim=2, seed=1),
+              "walker/s1": synthetic_steps((12,), obs_dim=8, action_dim=2, seed=2),
+              "hopper/s0": synthetic_steps((10,), obs_dim=5, action_dim=3, seed=3)}
+  source = DataSource(datasets)
+  sampler = GroupedSampler(SequenceSampler(3, 4), {"walker": ("walker/s0", "walker/s1"),
+                                                   "hopper": ("hopper/s0",)})
+  sampler.prepare(source)
+  batch = jax.jit(sampler)(source.arrays, jax.random.PRNGKey(0))
+  assert set(batch) == {"walker", "hopper"}
+  walker, walker_ids = batch["walker"]
+  hopper, hopper_ids = batch["hopper"]
+  assert walker.observation["state"].shape == (6, 4, 8) and walker.action.shape == (6, 4, 2)
+  assert hopper.observation["state"].shape == (3, 4, 5) and hopper.action.shape == (3, 4, 3)
+  np.testing.assert_array_equal(walker_ids, [0, 0, 0, 1, 1, 1])
+  np.testing.assert_array_equal(hopper_ids, [0, 0, 0])
+  for row, scenario in enumerate(np.asarray(walker_ids)):  # each row is its scenario's data
+    steps = datasets[("walker/s0", "walker/s1")[scenario]]
+    ids = np.asarray(walker.observation["state"][row, :, 2]).astype(int)  # global step ids
+    np.testing.assert_allclose(walker.action[row], steps.action[ids])
+  with pytest.raises(ValueError, match="at least one dataset per group"):
+    GroupedSampler(SequenceSampler(3, 4), {"walker": ()})

@@ -330,3 +330,51 @@ class SequenceSampler:
     data = _dataset(arrays, self.dataset)
     return sample_sequences(data.steps, data.index, data.tables[self.table], key,
                             self.batch_size, self.length, dict(self.frame_stack))
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupedSampler:
+  """One batch over many datasets (e.g. MrCoM's scenarios), grouped by embodiment.
+
+  Datasets of different embodiments have different observation and action sizes, so the batch
+  is a dict ``group -> (batch, dataset_ids)``: each group concatenates ``sampler``'s batch of
+  every one of its datasets along the batch axis (``len(datasets) * sampler.batch_size`` rows),
+  and ``dataset_ids [rows]`` int32 says which of the group's datasets each row came from. Grouping
+  rather than padding to a common width: the models tokenise per embodiment anyway (MrCoM's
+  per-embodiment tokenizers, CaDM's per-embodiment models), so no row carries padding and no
+  feature mask is needed.
+
+  Attributes:
+    sampler: the per-dataset sampler (its ``dataset`` is replaced by each dataset's name).
+    groups: ``((group, (dataset, ...)), ...)``, e.g. ``(("walker", ("s0", "s1")), ...)``; a
+      mapping is accepted and kept sorted so the sampler hashes.
+  """
+
+  sampler: object
+  groups: Tuple[Tuple[str, Tuple[str, ...]], ...]
+
+  def __post_init__(self):
+    groups = dict(self.groups)
+    if not groups or any(not names for names in groups.values()):
+      raise ValueError(f"GroupedSampler needs at least one dataset per group, got {groups}.")
+    object.__setattr__(self, "groups", tuple(sorted((g, tuple(n)) for g, n in groups.items())))
+
+  def _bound(self, name: str):
+    return dataclasses.replace(self.sampler, dataset=name)
+
+  def prepare(self, source) -> None:
+    for _, names in self.groups:
+      for name in names:
+        self._bound(name).prepare(source)
+
+  def __call__(self, arrays, key: jax.Array):
+    batches = {}
+    keys = jax.random.split(key, sum(len(names) for _, names in self.groups))
+    position = 0
+    for group, names in self.groups:
+      parts = [self._bound(name)(arrays, keys[position + i]) for i, name in enumerate(names)]
+      position += len(names)
+      batch = jax.tree_util.tree_map(lambda *x: jnp.concatenate(x, axis=0), *parts)
+      ids = jnp.repeat(jnp.arange(len(names), dtype=jnp.int32), self.sampler.batch_size)
+      batches[group] = (batch, ids)
+    return batches
