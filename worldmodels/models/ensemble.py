@@ -264,9 +264,9 @@ class Ensemble:
     mean, logvar, logit = self.network.apply(model.params,
                                              self._inputs(model, batch.state, batch.action))
     y = batch.target
-    nll = ((mean - y) ** 2 * jnp.exp(-logvar) + logvar).mean(axis=(1, 2))  # [E]
+    nll = gaussian_nll(mean, logvar, y)  # [E]
+    bounds = c.logvar_bound_coef * logvar_bounds(model.params)
     p = model.params["params"]
-    bounds = c.logvar_bound_coef * (p["max_logvar"].sum() - p["min_logvar"].sum())
     members = p["members"]
     decay = sum(wd * 0.5 * jnp.sum(members[f"layer_{i}"]["kernel"] ** 2)
                 for i, wd in enumerate(c.weight_decays))
@@ -287,6 +287,19 @@ class Ensemble:
     nll = 0.5 * (err * jnp.exp(-logvar) + logvar + jnp.log(2 * jnp.pi)).mean(axis=(1, 2))
     return {"mse": err.mean(axis=(1, 2)), "nll": nll, "mse_per_dim": err.mean(axis=1),
             "predicted_var": jnp.exp(logvar).mean(axis=1)}
+
+
+def gaussian_nll(mean: jax.Array, logvar: jax.Array, target: jax.Array) -> jax.Array:
+  """Per-member Gaussian NLL (without constants), ``[E]`` from ``[E, B, Y]`` predictions: the
+  mean over rows and dimensions of ``(mean - y)^2 exp(-logvar) + logvar``."""
+  return ((mean - target) ** 2 * jnp.exp(-logvar) + logvar).mean(axis=(1, 2))
+
+
+def logvar_bounds(params: dict) -> jax.Array:
+  """``sum(max_logvar) - sum(min_logvar)`` of an :class:`EnsembleNetwork`'s parameters (the
+  bound regulariser, before its coefficient)."""
+  p = params["params"]
+  return p["max_logvar"].sum() - p["min_logvar"].sum()
 
 
 def make_targets(state: np.ndarray, reward: np.ndarray, next_state: np.ndarray) -> np.ndarray:

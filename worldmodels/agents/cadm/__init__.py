@@ -1,0 +1,1 @@
+"""CaDM (Lee et al. 2020): context-aware forward and backward dynamics ensembles."""
