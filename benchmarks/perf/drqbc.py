@@ -9,6 +9,11 @@ Variants timed, the choices rest on them (at the second batch size):
 * im2col + matmul convolutions or XLA's own (``worldmodels.models.conv``);
 * integer random shifts or DrQ-v2's bilinear sampling (``worldmodels.rl.pixels``).
 
+The allocator: the update at each batch size is also timed in two fresh processes, one with
+glibc's default malloc and one with the tuned settings of ``third_party/glibc_tunables`` (one
+arena, no per-buffer mmap, the heap kept), neither with a preloaded allocator;
+``--skip_allocators`` leaves this out.
+
 Options: ``--batch_sizes=256,64``, ``--steps=K`` (updates per timed call), ``--skip_variants``,
 ``--ram_steps=N`` (steps of the synthetic 84 px dataset written and loaded for the memory
 figure; 0 skips it), ``--ram_dir`` (where it is written; default a temporary directory).
@@ -149,8 +154,34 @@ def dataset_memory(num_steps: int, image: int, directory: str) -> Dict[str, floa
   return {"raw_bytes": raw, "resident_bytes": grown, "ratio": grown / raw, "steps": num_steps}
 
 
+TUNABLES_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "third_party", "glibc_tunables")
+
+
+def project_tunables() -> str:
+  """The tuned glibc malloc settings (``third_party/glibc_tunables``; an opt-in for pixel
+  training, see ``third_party/README.md``)."""
+  with open(TUNABLES_FILE, encoding="utf-8") as f:
+    return f.read().strip()
+
+
+def allocator_comparison(batch_sizes: Sequence[int], steps: int, tiny: bool) -> Dict[str, dict]:
+  """Updates/s (scan and host loop) per batch size in a fresh process per allocator setting:
+  ``"default"`` (glibc's defaults) and ``"project"`` (:func:`project_tunables`)."""
+  base = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "LD_PRELOAD")}
+  out = {}
+  for name, env in (("default", base), ("project", dict(base, GLIBC_TUNABLES=project_tunables()))):
+    command = [sys.executable, "-m", "benchmarks.perf", "drqbc", "--child_json",
+               f"--batch_sizes={','.join(map(str, batch_sizes))}", f"--steps={steps}"]
+    result = subprocess.run(command + (["--tiny"] if tiny else []), check=True,
+                            capture_output=True, text=True, env=env)
+    out[name] = json.loads(result.stdout.strip().splitlines()[-1])
+  return out
+
+
 def run(batch_sizes=(256, 64), steps: int = 3, repeats: int = 1, variants: bool = True,
-        ram_steps: int = 100_000, ram_dir: str = "", tiny: bool = False) -> dict:
+        ram_steps: int = 100_000, ram_dir: str = "", tiny: bool = False,
+        allocators: bool = True) -> dict:
   config = drqbc_config.default_config()
   image = 84
   if tiny:  # the same code at toy sizes
@@ -171,6 +202,8 @@ def run(batch_sizes=(256, 64), steps: int = 3, repeats: int = 1, variants: bool 
         out.setdefault("variants", {})[name] = time_ours(
             c, image, batch, steps, repeats, scan=field != "conv_impl")
       out["variant_batch"] = batch_size
+  if allocators:
+    out["allocators"] = allocator_comparison(batch_sizes, steps, tiny)
   if ram_steps:
     with tempfile.TemporaryDirectory(dir=ram_dir or None) as scratch:
       out["memory"] = dataset_memory(ram_steps, image, scratch)
@@ -186,13 +219,24 @@ def main(tiny: bool = False, argv: Sequence[str] = ()) -> str:
   parser.add_argument("--skip_variants", action="store_true")
   parser.add_argument("--ram_steps", type=int, default=100_000)
   parser.add_argument("--ram_dir", default="")
+  parser.add_argument("--skip_allocators", action="store_true")
+  parser.add_argument("--child_json", action="store_true", help=argparse.SUPPRESS)
   args = parser.parse_args(list(argv))
   batch_sizes = tuple(int(b) for b in args.batch_sizes.split(",") if b)
   if not batch_sizes:
     parser.error("--batch_sizes: give at least one batch size, e.g. 256,64")
   options = dict(batch_sizes=(8, 4), steps=1, ram_steps=600) if tiny else dict(
       batch_sizes=batch_sizes, steps=args.steps, ram_steps=args.ram_steps)
-  r = run(variants=not args.skip_variants, ram_dir=args.ram_dir, tiny=tiny, **options)
+  if args.child_json:  # one allocator setting of allocator_comparison: this process's timings
+    config, image = ((drqbc_config.tiny_config(), 16) if tiny else
+                     (drqbc_config.default_config(), 84))
+    timings = {b: time_ours(config, image, _batch(b, image), options["steps"], 1)
+               for b in options["batch_sizes"]}
+    line = json.dumps(timings)
+    print(line)
+    return line
+  r = run(variants=not args.skip_variants, ram_dir=args.ram_dir, tiny=tiny,
+          allocators=not args.skip_allocators, **options)
   kind, count = common.describe_devices()
   sizes = ("toy sizes (--tiny: the figures mean nothing)" if tiny else
            "encoder 4 x 32, trunk 50, MLPs 1024 x 1024")
@@ -209,6 +253,15 @@ def main(tiny: bool = False, argv: Sequence[str] = ()) -> str:
   for name, v in r.get("variants", {}).items():
     rates = f"host loop {v['host_loop']:.2f}" + (f", scan {v['scan']:.2f}" if "scan" in v else "")
     print(f"variant at batch {r['variant_batch']}, {name}: {rates} updates/s")
+  if "allocators" in r:
+    default, project = r["allocators"]["default"], r["allocators"]["project"]
+    for batch_size in default:
+      d, p = default[batch_size], project[batch_size]
+      print(f"allocator at batch {batch_size}: glibc defaults scan {d['scan']:.2f} / host loop "
+            f"{d['host_loop']:.2f} updates/s, the project's settings ({project_tunables()}) "
+            f"scan {p['scan']:.2f} / host loop {p['host_loop']:.2f}: project / defaults = "
+            f"{p['scan'] / d['scan']:.2f} (scan), {p['host_loop'] / d['host_loop']:.2f} "
+            "(host loop)")
   if "memory" in r:
     m = r["memory"]
     print(f"loaded {m['steps']:,}-step {r['image']} px dataset: {m['resident_bytes'] / 2**20:.0f} "

@@ -23,7 +23,7 @@ import flax.struct
 import jax
 import numpy as np
 
-from worldmodels.data.reader import load_dataset
+from worldmodels.data.reader import load_dataset, release_freed_memory
 from worldmodels.data.samplers import EpisodeIndex, build_index
 from worldmodels.data.spec import DataSpec
 from worldmodels.data.types import Steps
@@ -108,7 +108,13 @@ class DataSource:
     for name, path in paths.items():
       datasets[name], metadata[name] = load_dataset(path, observation_keys=observation_keys)
       metadata[name] = dict(metadata[name], path=os.path.abspath(path))
-    return cls(datasets, metadata=metadata, frame_stack=frame_stack)
+    source = cls(datasets, metadata=metadata, frame_stack=frame_stack)
+    # The decoded host arrays are copies of what the device now holds: free them, and give
+    # their memory back (with glibc's defaults big buffers are mmapped and go at once; with
+    # the project's tunables, mmap off, they stay in the heap until trimmed).
+    del datasets
+    release_freed_memory()
+    return source
 
   # -- what is in it ------------------------------------------------------------------------
 
