@@ -81,9 +81,11 @@ def _parameter_leaves(state) -> list:
           if "param" in jax.tree_util.keystr(path)]
 
 
-# Slow tier: Offline DV2 (its own tests are in tests/test_offline_dv2.py), and CQL and pixel BC,
-# whose update is DrQ+BC's with another loss (those losses: tests/test_pixel_agents.py).
-SLOW_CONTRACTS = ("offline_dv2", "cql", "pixel_bc")
+# Slow tier: Offline DV2 (its own tests are in tests/test_offline_dv2.py), CQL and pixel BC,
+# whose update is DrQ+BC's with another loss (those losses: tests/test_pixel_agents.py), and
+# AugWM, MOPO's learner through its hooks (MOPO's contract stays in the default run; AugWM's own
+# tests are in tests/test_augwm.py).
+SLOW_CONTRACTS = ("offline_dv2", "cql", "pixel_bc", "augwm")
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow)

@@ -39,6 +39,15 @@ NOT_RUN = {
     "python -m benchmarks.perf seeds": "tests/test_perf.py::test_seeds_benchmark_runs_small (slow)",
     "python -m benchmarks.perf rssm": "tests/test_perf.py::test_rssm_benchmark_runs_small (slow)",
     "python -m benchmarks.perf drqbc": "tests/test_perf.py::test_drqbc_benchmark_runs_small (slow)",
+    # Their parts run in the default tier (tests/test_perf.py::test_benchmarks_run_small and
+    # ::test_render_benchmark_runs_small); their command-line mains at tiny size are slow tests.
+    "python -m benchmarks.perf sac": "tests/test_perf.py::test_benchmark_mains_run_small (slow)",
+    "python -m benchmarks.perf ensemble": "tests/test_perf.py::test_benchmark_mains_run_small "
+                                          "(slow)",
+    "python -m benchmarks.perf rollout": "tests/test_perf.py::test_benchmark_mains_run_small "
+                                         "(slow)",
+    "python -m benchmarks.perf render --frames 10000": "tests/test_perf.py::"
+                                                       "test_benchmark_mains_run_small (slow)",
 }
 
 # Documented command -> the substitutions that make it tiny: (old, new) pairs (each `old` must
@@ -56,7 +65,6 @@ TINY = {
     "python -m experiments.train --config=experiments/configs/mopo.py:demo "
     "--config.dataset.path=/tmp/replay --config.agent.model_path=/tmp/ensemble": (
         [(":demo", ":tiny")], []),
-    "python -m benchmarks.perf sac": ([], ["--tiny"]),
     "python -m benchmarks.datasets generate walker-walk/cpu --pixels 64 --root ~/data": (
         [("walker-walk/cpu", "walker-walk/tiny"), ("--pixels 64", "--pixels 16")],
         ["--kinds", "random"]),
@@ -94,9 +102,6 @@ TINY = {
                        ("--pixels 64", "--pixels 16")], []),
     "python -m benchmarks.datasets render ~/data/vd4rl/walker_walk/random/state "
     "/tmp/random-84px --size 84": ([], []),
-    "python -m benchmarks.perf ensemble": ([], ["--tiny"]),
-    "python -m benchmarks.perf rollout": ([], ["--tiny"]),
-    "python -m benchmarks.perf render --frames 10000": ([], ["--tiny"]),
 }
 
 

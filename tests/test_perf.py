@@ -50,6 +50,17 @@ def test_render_benchmark_runs_small(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name", ["sac", "ensemble", "rollout", "render"])
+def test_benchmark_mains_run_small(name, capsys):
+  """``python -m benchmarks.perf <name> --tiny`` as the docs give it, in process."""
+  from benchmarks.perf import __main__ as perf_main  # pylint: disable=import-outside-toplevel
+  argv = [name, "--tiny"] + (["--frames", "10000"] if name == "render" else [])
+  assert perf_main.main(argv) == 0
+  last = capsys.readouterr().out.strip().splitlines()[-1]
+  assert re.fullmatch(rf"{name}: [0-9.]+ [\w/-]+(, | \()?.*", last), last
+
+
+@pytest.mark.slow
 def test_seeds_benchmark_runs_small(capsys):
   from benchmarks.perf import seeds  # pylint: disable=import-outside-toplevel
   line = seeds.main(tiny=True)
@@ -75,4 +86,5 @@ def test_drqbc_benchmark_runs_small(capsys):
   line = drqbc.main(tiny=True)
   out = capsys.readouterr().out
   assert "ours / reference = " in out and "bilinear shifts" in out and "resident" in out
+  assert out.count("project / defaults = ") == 2  # the allocator, at both batch sizes
   assert re.fullmatch(r"drqbc: [0-9.]+ updates/s, [0-9.]+ of matmul peak", line), line
