@@ -239,7 +239,13 @@ class Lock:
     if Lock._held[self.lock_path] or self._fd is None:
       return
     del Lock._held[self.lock_path]
-    os.unlink(self.lock_path)  # still locked: no other process can hold this file now
+    # Still locked: no other process can hold this file now. Unlink it only if the path is
+    # still our file (someone may have removed it by hand, and another run made a new one).
+    try:
+      if os.stat(self.lock_path).st_ino == os.fstat(self._fd).st_ino:
+        os.unlink(self.lock_path)
+    except FileNotFoundError:
+      pass
     fcntl.flock(self._fd, fcntl.LOCK_UN)
     os.close(self._fd)
     self._fd = None
