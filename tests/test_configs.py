@@ -77,8 +77,8 @@ def test_ensemble_config_builds(preset):
   assert model.input_mean.shape == (7,) and model.elites.shape == (config.model.num_elites,)
 
 
-@pytest.mark.parametrize("preset", ("default", "paper", "cpu", "cpu_pixels", "tiny",
-                                    "cpu,dreamerv3"))
+@pytest.mark.parametrize("preset", ("default", "paper", "cpu", "cpu_pixels", "cpu_pixels_long",
+                                    "tiny", "cpu,dreamerv3"))
 def test_rssm_config_builds(preset):
   from worldmodels.models import rssm  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top

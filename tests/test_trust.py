@@ -107,6 +107,21 @@ def test_a_stale_lock_of_a_dead_process_is_recovered(tmp_path, capsys):
   assert not os.path.exists(str(target) + wio.LOCK_SUFFIX)  # released: no file left
 
 
+def test_releasing_a_lock_whose_file_was_replaced_leaves_the_new_file(tmp_path):
+  """A lock file removed by hand while held, and made anew by another run, stays that run's."""
+  target = tmp_path / "work"
+  lock_path = str(target) + wio.LOCK_SUFFIX
+  with wio.Lock(target, "training"):
+    os.unlink(lock_path)
+    with open(lock_path, "w") as f:
+      f.write("{}")
+  assert os.path.exists(lock_path)  # not ours: left in place
+  os.unlink(lock_path)
+  with wio.Lock(target, "training"):
+    os.unlink(lock_path)  # gone by hand: the release does not fail
+  assert not os.path.exists(lock_path)
+
+
 # -- fingerprints -------------------------------------------------------------------------
 
 

@@ -13,6 +13,8 @@ Presets (model presets of the same name in ``experiments/configs/rssm.py``):
 * ``cpu_pixels``: 32 x 32 pixels (the model's ``cpu_pixels``), MLPs of 2 x 128, batch 16 x 32
   with imagination from 256 of its 512 posterior states, 1,000 updates, one evaluation at the
   end (with the model, about 30 minutes on this project's 2-core CPU).
+* ``cpu_pixels_long``: the same networks with imagination from every posterior state, 2,000
+  updates evaluated at 1,000 and 2,000 (with its model, about 72 minutes).
 * ``tiny``: seconds (tests).
 
 Per-dataset lambda: the paper uses 10 except on both random datasets and walker-walk mixed
@@ -23,7 +25,8 @@ lower end of the paper's range [3, 10], e.g. ``offline_dv2.py:cpu,lambda3``).
 from experiments.configs.common import base_config, shrink_loop
 from worldmodels.agents.offline_dv2 import config as dv2_config
 
-PRESETS = ("default", "paper", "cpu", "cpu_pixels", "tiny", "cpu,lambda3")
+PRESETS = ("default", "paper", "cpu", "cpu_pixels", "cpu_pixels_long", "tiny",
+           "cpu,lambda3")
 
 
 def get_config(preset: str = "default"):
@@ -43,7 +46,7 @@ def get_config(preset: str = "default"):
     c.agent.batch_size, c.agent.sequence_length = 16, 32
     c.agent.num_steps = 1_000
     c.loop.eval_every = 500
-  elif name == "cpu_pixels":
+  elif name in ("cpu_pixels", "cpu_pixels_long"):
     c.dataset.observation_keys = ("pixels",)
     c.env.obs_type, c.env.image_size = "pixels", 32
     c.agent.actor_layers = c.agent.critic_layers = (128, 128)
@@ -52,10 +55,12 @@ def get_config(preset: str = "default"):
     c.agent.num_steps = 1_000
     # One evaluation: 10 episodes per seed render 5,000 frames each on the CPU (about 90 s).
     c.loop.eval_every = 1_000
+    if name == "cpu_pixels_long":
+      c.agent.imagination_starts, c.agent.num_steps = 0, 2_000
     c.loop.checkpoint_every = 250
   elif name not in ("default", "tiny"):
     raise ValueError(f"unknown offline_dv2 preset {name!r}; choose default, paper, cpu, "
-                     "cpu_pixels or tiny (optionally ',lambda3')")
+                     "cpu_pixels, cpu_pixels_long or tiny (optionally ',lambda3')")
   if option == "lambda3":
     c.agent.penalty_coef = 3.0
   elif option:

@@ -35,8 +35,8 @@ from worldmodels.io import atomic_json, atomic_write
 from worldmodels.provenance import git_revision
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PRESETS = {"cpu": "state", "cpu_pixels": "32px", "default": "state", "paper": "64px",
-           "tiny": "state"}
+PRESETS = {"cpu": "state", "cpu_pixels": "32px", "cpu_pixels_long": "32px", "default": "state",
+           "paper": "64px", "tiny": "state"}
 """Preset -> the catalog observation it trains on (a missing pixel dataset is rendered from the
 state dataset's physics states)."""
 
@@ -145,7 +145,8 @@ def write_results(rows: List[Dict[str, object]], output_dir: str, command: str, 
       f"{model.stoch_vars} x "
       f"{model.stoch_classes} categorical latents, {model.prior_heads} prior heads, MLPs "
       f"{' x '.join(map(str, model.mlp_layers))}, batches of {model.batch_size} x "
-      f"{model.sequence_length}, {rows[0]['model_steps']} updates. Agent "
+      f"{model.sequence_length}, {rows[0]['model_steps']} updates of Adam "
+      f"{model.learning_rate:g}. Agent "
       f"(`experiments/configs/offline_dv2.py:{preset}`): actor and critic "
       f"{' x '.join(map(str, agent.actor_layers))}, horizon {agent.horizon}, batches of "
       f"{agent.batch_size} x {agent.sequence_length} (imagination from "
@@ -153,7 +154,8 @@ def write_results(rows: List[Dict[str, object]], output_dir: str, command: str, 
          "posterior states, drawn at random" if agent.imagination_starts else
          "every posterior state") + "), "
       f"{rows[0]['agent_steps']} updates. The paper (V-D4RL appendix C.1): GRU 200, 32 x 32 "
-      "latents, 7 heads, MLPs 4 x 400, batches of 64 x 50, 800 model epochs (25,000 updates for "
+      "latents, 7 heads, MLPs 4 x 400, batches of 64 x 50, Adam 3e-4, 800 model epochs "
+      "(25,000 updates for "
       "100k steps) and 2,400 agent epochs (75,000 updates), on 64 x 64 pixels; lambda 10 except "
       "on random data and walker-walk mixed (values lost in our copy of the text; we use 3, the "
       "low end of its range [3, 10]). The datasets are this project's generation of the V-D4RL "
