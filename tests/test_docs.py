@@ -53,17 +53,21 @@ NOT_RUN = {
 # Commands run by the slow side chain ``test_the_slow_documented_commands_run_as_written``
 # instead of the default chain (to keep the default suite under 15 minutes), in this order,
 # with their TINY substitutions and checks. The AugWM table-1 pair builds its own tiny dataset,
-# ensemble and agents (about 75 s); ``experiments.augwm.run`` stays in the default chain.
+# ensemble and agents (about 45 s), and the other-shifts grid evaluates every agent of the AugWM
+# run on crippled joints (about 45 s); ``experiments.augwm.run`` stays in the default chain.
 SLOW_CHAIN = (
     "python -m experiments.augwm.run --dataset=vd4rl/cheetah_run/random/state "
     "--results_dir=runs/table1/random",
     "python -m experiments.augwm.table1 --kinds=random --results_dir=runs/table1",
+    "python -m experiments.augwm.other_shifts",
 )
 NOT_RUN.update({command: "tests/test_docs.py::test_the_slow_documented_commands_run_as_written "
                 "(slow)" for command in SLOW_CHAIN})
-# What the slow chain needs first: the tiny walker-walk random dataset (also in the default chain).
+# What the slow chain needs first (also in the default chain): the tiny walker-walk random
+# dataset, and the MOPO and AugWM runs whose agents the other-shifts grid reuses.
 SLOW_CHAIN_SETUP = ("python -m benchmarks.datasets generate walker-walk/cpu --pixels 64 "
-                    "--root ~/data",)
+                    "--root ~/data", "python -m experiments.mopo.run",
+                    "python -m experiments.augwm.run --no_context_augmentations=rad,rans,das")
 
 # Documented command -> the substitutions that make it tiny: (old, new) pairs (each `old` must
 # occur in the command) and arguments appended.
