@@ -53,7 +53,7 @@ def get_config(preset: str = "default"):
     c.agent.batch_size, c.agent.sequence_length = 16, 32
     c.agent.imagination_starts = 256
     c.agent.num_steps = 1_000
-    # One evaluation: 10 episodes per seed render 5,000 frames each on the CPU (about 90 s).
+    # One evaluation: 10 episodes per seed render 5,000 frames per seed (about 90 s per seed here).
     c.loop.eval_every = 1_000
     if name == "cpu_pixels_long":
       c.agent.imagination_starts, c.agent.num_steps = 0, 2_000
