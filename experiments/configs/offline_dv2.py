@@ -11,10 +11,13 @@ Presets (model presets of the same name in ``experiments/configs/rssm.py``):
 * ``cpu``: state input reduced for this project's 2-core CPU (MLPs of 2 x 256, batch 16 x 32,
   1,000 updates: about 8 minutes per seed).
 * ``cpu_pixels``: 32 x 32 pixels (the model's ``cpu_pixels``), MLPs of 2 x 128, batch 16 x 32
-  with imagination from 256 of its 512 posterior states, 1,000 updates, one evaluation at the
-  end (with the model, about 30 minutes on this project's 2-core CPU).
-* ``cpu_pixels_long``: the same networks with imagination from every posterior state, 2,000
-  updates evaluated at 1,000 and 2,000 (with its model, about 72 minutes).
+  with imagination from every one of its 512 posterior states, actor entropy 1e-3, 1,000
+  updates, one evaluation at the end (with the model, about 30 minutes on this project's 2-core
+  CPU). At the paper's 1e-4 the squashing term of the tanh-Gaussian's entropy, the only force
+  against saturated actions, was too weak: seeds that failed had saturated actors (entropy -35,
+  gradient norm 0.02; ``experiments/vd4rl/README.md``).
+* ``cpu_pixels_long``: the same networks at the paper's entropy 1e-4, 2,000 updates evaluated at
+  1,000 and 2,000 (with its model, about 72 minutes).
 * ``tiny``: seconds (tests).
 
 Per-dataset lambda: the paper uses 10 except on both random datasets and walker-walk mixed
@@ -51,12 +54,12 @@ def get_config(preset: str = "default"):
     c.env.obs_type, c.env.image_size = "pixels", 32
     c.agent.actor_layers = c.agent.critic_layers = (128, 128)
     c.agent.batch_size, c.agent.sequence_length = 16, 32
-    c.agent.imagination_starts = 256
+    c.agent.actor_entropy = 1e-3
     c.agent.num_steps = 1_000
     # One evaluation: 10 episodes per seed render 5,000 frames per seed (about 90 s per seed here).
     c.loop.eval_every = 1_000
     if name == "cpu_pixels_long":
-      c.agent.imagination_starts, c.agent.num_steps = 0, 2_000
+      c.agent.actor_entropy, c.agent.num_steps = 1e-4, 2_000
     c.loop.checkpoint_every = 250
   elif name not in ("default", "tiny"):
     raise ValueError(f"unknown offline_dv2 preset {name!r}; choose default, paper, cpu, "

@@ -152,9 +152,10 @@ def write_results(rows: List[Dict[str, object]], output_dir: str, command: str, 
       f"{agent.batch_size} x {agent.sequence_length} (imagination from "
       + (f"{agent.imagination_starts} of the {agent.batch_size * agent.sequence_length} "
          "posterior states, drawn at random" if agent.imagination_starts else
-         "every posterior state") + "), "
+         "every posterior state") + f"), actor entropy {agent.actor_entropy:g}, "
       f"{rows[0]['agent_steps']} updates. The paper (V-D4RL appendix C.1): GRU 200, 32 x 32 "
-      "latents, 7 heads, MLPs 4 x 400, batches of 64 x 50, Adam 3e-4, 800 model epochs "
+      "latents, 7 heads, MLPs 4 x 400, batches of 64 x 50, Adam 3e-4, actor entropy 1e-4, 800 "
+      "model epochs "
       "(25,000 updates for "
       "100k steps) and 2,400 agent epochs (75,000 updates), on 64 x 64 pixels; lambda 10 except "
       "on random data and walker-walk mixed (values lost in our copy of the text; we use 3, the "
