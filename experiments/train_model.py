@@ -4,6 +4,8 @@ r"""Trains a world model on an episodic dataset and saves it as an artifact.
       --config.dataset.path=PATH --config.output=OUT
   python -m experiments.train_model --config=experiments/configs/rssm.py:cpu \
       --config.dataset.path=vd4rl/walker_walk/random/state --config.output=OUT
+  python -m experiments.train_model --config=experiments/configs/cadm.py:tiny \
+      --config.dataset.path=PATH --config.output=OUT
 
 Training is a phase of the common loop, with checkpoints and per-epoch logs in
 ``<output>.train`` (``--config.workdir``): a rerun of the same command resumes, a workdir made
@@ -27,6 +29,7 @@ from experiments.train import mesh_from_config
 from worldmodels import parallel, provenance
 from worldmodels.data.source import DataSource
 from worldmodels.errors import ConfigError
+from worldmodels.agents.cadm.learner import CaDMLearner
 from worldmodels.models.artifacts import ModelArtifactError, save_model
 from worldmodels.models.ensemble_learner import EnsembleLearner
 from worldmodels.models.rssm_learner import RSSMLearner
@@ -40,20 +43,31 @@ def default_workdir(config) -> str:
 
 def model_fingerprint(config, source: DataSource) -> dict:
   """What makes an artifact: the model config and seed, the dataset's identity, the code."""
-  metadata = source.metadata()
   values = config.to_dict()
   for key in ("output", "workdir", "log_every_seconds", "mesh"):
     values.pop(key, None)
-  return provenance.fingerprint(config=values, dataset={
-      "path": metadata.get("path"),
-      "digest": provenance.file_digest(os.path.join(metadata["path"], "metadata.json"))})
+  identities = []
+  for name in source.names:
+    metadata = source.metadata(name)
+    identities.append({
+        "path": metadata.get("path"),
+        "digest": provenance.file_digest(os.path.join(metadata["path"], "metadata.json"))})
+  return provenance.fingerprint(config=values, dataset=identities[0] if len(identities) == 1
+                                else identities)
 
 
 def load_source(config) -> DataSource:
-  """The data source of ``config.dataset`` with the entries the model reads."""
+  """The data source of ``config.dataset`` with the entries the model reads: one dataset, or
+  several when ``dataset.path`` is a comma-separated list (each named by its path; for models
+  that train on many, e.g. CaDM on the scenarios of one embodiment)."""
   keys = (config.dataset.observation_keys if "observation_keys" in config.dataset
           else (config.dataset.observation_key,))
-  return DataSource.load(catalog.dataset_path(config.dataset.path, config.dataset.root),
+  paths = [p for p in config.dataset.path.split(",") if p]
+  if len(paths) > 1 and config.model_name != "cadm":
+    raise ConfigError(f"--config.dataset.path lists {len(paths)} datasets; the "
+                      f"{config.model_name} model trains on one.")
+  resolved = {path: catalog.dataset_path(path, config.dataset.root) for path in paths}
+  return DataSource.load(resolved if len(paths) > 1 else resolved[paths[0]],
                          observation_keys=tuple(keys))
 
 
@@ -77,14 +91,21 @@ def _rssm_learner(config, source: DataSource):
   return learner, learner.model, loop
 
 
-LEARNERS = {"ensemble": _ensemble_learner, "rssm": _rssm_learner}
+def _cadm_learner(config, source: DataSource):
+  """CaDM's learner and loop settings."""
+  learner = CaDMLearner.from_source(config.model, source)
+  loop = dict(steps_per_chunk=config.steps_per_chunk, checkpoint_every=config.checkpoint_every)
+  return learner, learner.model, loop
+
+
+LEARNERS = {"ensemble": _ensemble_learner, "rssm": _rssm_learner, "cadm": _cadm_learner}
 
 
 def run(config, source: DataSource | None = None) -> dict:
   """Trains (resuming from the workdir's checkpoints), saves and reports; returns the report.
 
   Args:
-    config: the model launcher config (``model_name``: ``ensemble`` or ``rssm``).
+    config: the model launcher config (``model_name``: ``ensemble``, ``rssm`` or ``cadm``).
     source: the data source of ``config.dataset.path``, already loaded (default: loaded here).
   """
   if not config.dataset.path:
@@ -116,18 +137,20 @@ def run(config, source: DataSource | None = None) -> dict:
   else:
     model, report = learner.trained_model(state), None
     summary = dict(learner.report(state, source), train_seconds=time.time() - start)
-  metadata = source.metadata()
+  paths = [source.metadata(name).get("path", name) for name in source.names]
+  tasks = list(dict.fromkeys(source.metadata(name).get("task") for name in source.names))
   if not parallel.is_primary():  # process 0 writes the artifact
     parallel.barrier("artifact saved")
     return summary
   save_model(config.output, definition, model, report=summary,
-             provenance={"dataset": metadata.get("path", config.dataset.path),
-                         "task": metadata.get("task"), "seed": config.seed,
+             provenance={"dataset": paths[0] if len(paths) == 1 else paths,
+                         "task": tasks[0] if len(tasks) == 1 else tasks, "seed": config.seed,
                          "workdir": workdir, "fingerprint": fingerprint})
   if report is not None:
     _print_ensemble_report(config, report, summary)
   else:
-    print(f"trained the RSSM for {summary['steps']} updates in {summary['train_seconds']:.0f} s; "
+    print(f"trained the {config.model_name} model for {summary['steps']} updates in "
+          f"{summary['train_seconds']:.0f} s; "
           "final model loss terms (8 batches): " + ", ".join(
               f"{k} {v:.4g}" for k, v in summary.items() if k not in ("steps", "train_seconds")))
   print(f"saved {os.path.abspath(config.output)}")

@@ -97,8 +97,9 @@ def test_a_tiny_cadm_learns_a_linear_system_and_steps():
   assert int(state.step) == 150
   assert float(loss[-10:].mean()) < float(loss[:10].mean()) - 1.0, (loss[:10], loss[-10:])
   k = config.context_length
-  out = jax.jit(learner.step)(state.model, jnp.zeros((5, k, 2 * S + A)), jnp.zeros((5, k), bool),
-                              jnp.ones((5, S)), jnp.zeros((5, A)), jax.random.PRNGKey(2))
+  out = jax.jit(learner.model.step)(state.model, jnp.zeros((5, k, 2 * S + A)),
+                                    jnp.zeros((5, k), bool), jnp.ones((5, S)), jnp.zeros((5, A)),
+                                    jax.random.PRNGKey(2))
   assert out["next_state"].shape == (5, S) and out["reward"].shape == (5,)
   assert out["mean"].shape == (config.num_members, 5, S + 1)
   assert bool(jnp.isfinite(out["next_state"]).all())

@@ -19,8 +19,8 @@ ALL_CONFIG_FILES = sorted(
     os.path.splitext(os.path.basename(p))[0]
     for p in glob.glob(os.path.join(REPO_ROOT, "experiments", "configs", "*.py"))
     if not os.path.basename(p).startswith(("_", "common")))
-MODEL_CONFIG_FILES = ("ensemble", "rssm")
-EXPERIMENT_CONFIG_FILES = ("online_offline", "zero_shot")
+MODEL_CONFIG_FILES = ("ensemble", "rssm", "cadm")
+EXPERIMENT_CONFIG_FILES = ("online_offline", "zero_shot", "mrcom")
 CONFIG_FILES = [n for n in ALL_CONFIG_FILES
                 if n not in MODEL_CONFIG_FILES + EXPERIMENT_CONFIG_FILES]
 PRESETS = ("default", "demo", "tiny")
@@ -89,6 +89,18 @@ def test_rssm_config_builds(preset):
   model = rssm.RSSM.for_spec(DataSpec(observations, 6), config.model)
   shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0))  # every layer, no arithmetic
   assert shapes.net["params"]["prior"]["Dense_1"]["kernel"].shape[0] == config.model.prior_heads
+
+
+@pytest.mark.parametrize("preset", ("default", "cpu", "tiny"))
+def test_cadm_config_builds(preset):
+  from worldmodels.agents.cadm.model import CaDM  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  config = importlib.import_module("experiments.configs.cadm").get_config(preset)
+  assert config.model_name == "cadm" and config.dataset.observation_key == "state"
+  shapes = jax.eval_shape(CaDM(5, 2, config.model).init, jax.random.PRNGKey(0))
+  members = {leaf.shape[0] for leaf in jax.tree_util.tree_leaves(
+      shapes.params["params"]["forward_model"]) if leaf.ndim == 3}  # [E, in, out] kernels
+  assert members == {config.model.num_members}
 
 
 def test_offline_dv2_experiment_presets_agree_with_the_configs():

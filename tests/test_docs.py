@@ -48,6 +48,13 @@ NOT_RUN = {
                                          "(slow)",
     "python -m benchmarks.perf render --frames 10000": "tests/test_perf.py::"
                                                        "test_benchmark_mains_run_small (slow)",
+    # The MrCoM suite's commands: tiny versions run by the slow tests beside their code (a
+    # behaviour SAC per scenario and the adaptation runs are compile-bound, about a minute).
+    "python -m benchmarks.scenarios generate --embodiment walker-walk --split id-dynamics "
+    "--count 2 --kinds random,mixed": "tests/test_scenario_datasets.py::"
+                                      "test_the_documented_commands_run_small (slow)",
+    "python -m experiments.mrcom.cadm": "tests/test_scenario_datasets.py::"
+                                        "test_the_documented_commands_run_small (slow)",
 }
 
 # Commands run by the slow side chain ``test_the_slow_documented_commands_run_as_written``

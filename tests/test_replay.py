@@ -58,3 +58,33 @@ def test_wrap_around_and_export():
   np.testing.assert_array_equal(np.asarray(exported.observation["state"])[:, 2],
                                 np.arange(14, 28))
   assert exported.num_episodes == 2
+
+
+def test_history_is_the_transitions_before_a_step_within_its_episode():
+  steps = synthetic_steps((5, 2, 7))  # episodes of 6, 3 and 8 steps
+  replay = _fill(steps, 64, chunk=4)
+  state = np.asarray(replay.steps.observation["state"])
+  ids = np.array([0, 3, 6, 8, 12])  # episode starts 0, 6, 9: ep0 t0, ep0 t3, ep1 t0, ep1 t2, ep2 t3
+  slots, mask = map(np.asarray, replay_lib.history_ids(replay, ids, 4))
+  assert slots.shape == mask.shape == (5, 4)
+  np.testing.assert_array_equal(mask.sum(1), [0, 3, 0, 2, 3])
+  for row, i in enumerate(ids):
+    held = slots[row][mask[row]]
+    # Oldest first, consecutive, ending right before the step, all in the step's episode.
+    np.testing.assert_array_equal(held, np.arange(i - len(held), i))
+    assert (state[held, 0] == state[i, 0]).all()
+    assert not mask[row][:4 - len(held)].any()  # padding on the left
+
+
+def test_history_stops_at_what_the_ring_still_holds():
+  steps = synthetic_steps((30,))  # 31 steps into a ring of 16: steps 15..30 remain
+  replay = _fill(steps, 16, chunk=5)
+  state = np.asarray(replay.steps.observation["state"])
+  oldest_slot = int(np.argmin(state[:, 2]))
+  assert state[oldest_slot, 2] == 15
+  newest = (oldest_slot + 15) % 16
+  for slot, expected in ((oldest_slot, 0), ((oldest_slot + 2) % 16, 2), (newest, 4)):
+    held, mask = map(np.asarray, replay_lib.history_ids(replay, np.array([slot]), 4))
+    assert int(mask.sum()) == expected, (slot, mask)
+    np.testing.assert_array_equal(state[held[0][mask[0]], 2],
+                                  np.arange(state[slot, 2] - expected, state[slot, 2]))

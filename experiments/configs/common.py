@@ -57,7 +57,7 @@ def base_config(agent_name: str, agent: ml_collections.ConfigDict) -> ml_collect
 def model_base_config(model_name: str, model: ml_collections.ConfigDict
                       ) -> ml_collections.ConfigDict:
   """The ``experiments.train_model`` config around a world model's config: ``model_name``
-  (``ensemble`` or ``rssm``), ``model``, ``seed``, ``dataset.path`` / ``dataset.root``,
+  (``ensemble``, ``rssm`` or ``cadm``), ``model``, ``seed``, ``dataset.path`` / ``dataset.root``,
   ``output`` (the artifact, never overwritten), ``workdir`` (None: ``<output>.train``),
   ``mesh``, ``log_every_seconds``."""
   c = ml_collections.ConfigDict()

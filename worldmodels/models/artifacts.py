@@ -5,7 +5,8 @@ Layout of an artifact directory::
 
   model.json      kind, format_version, the definition (``model.metadata()``: for the
                   ensemble state_dim, action_dim, config; for the RSSM its observation
-                  entries, action_dim, config), report, provenance
+                  entries, action_dim, config; for CaDM its sizes and config), report,
+                  provenance
   params/         orbax checkpoint of the parameter pytree (for the ensemble: params,
                   normalisers, elites; for the RSSM: params and the input normalisers)
 
@@ -15,6 +16,7 @@ The kind names the world-model class (``KINDS``) that rebuilds the definition, s
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from typing import Any, Dict, Optional, Tuple, Type
@@ -31,7 +33,24 @@ from worldmodels.models.rssm import RSSM
 
 FORMAT_VERSION = 1
 KINDS: Dict[str, Type] = {Ensemble.kind: Ensemble, RSSM.kind: RSSM}
-"""Artifact kind -> world-model class (``from_metadata`` rebuilds its definition)."""
+"""Artifact kind -> world-model class of this package (``from_metadata`` rebuilds its
+definition)."""
+AGENT_KINDS: Dict[str, Tuple[str, str]] = {"cadm": ("worldmodels.agents.cadm.model", "CaDM")}
+"""Artifact kind -> (module, class) of a world model defined beside the agent it belongs to,
+imported only when an artifact of that kind is saved or loaded (so this package imports no
+agent)."""
+
+
+def known_kinds() -> list:
+  return sorted(set(KINDS) | set(AGENT_KINDS))
+
+
+def kind_class(kind: str) -> Type:
+  """The world-model class of artifact ``kind`` (KeyError for an unknown kind)."""
+  if kind in KINDS:
+    return KINDS[kind]
+  module, name = AGENT_KINDS[kind]
+  return getattr(importlib.import_module(module), name)
 
 
 class ModelArtifactError(ValueError):
@@ -57,8 +76,8 @@ def save_model(path: str, model: WorldModel, params: Any,
   never overwritten). It is built under ``<path>.partial`` and renamed when complete, so a
   killed save leaves no artifact at ``path``."""
   path = os.path.abspath(path)
-  if model.kind not in KINDS:
-    raise ModelArtifactError(f"{path}: no artifact kind {model.kind!r}; known: {sorted(KINDS)}.")
+  if model.kind not in known_kinds():
+    raise ModelArtifactError(f"{path}: no artifact kind {model.kind!r}; known: {known_kinds()}.")
   if os.path.exists(path):
     raise ModelArtifactError(f"{path}: already exists; model artifacts are never overwritten "
                              "(choose another path or delete it yourself).")
@@ -95,9 +114,9 @@ def read_model_metadata(path: str) -> Dict[str, Any]:
       meta = json.load(f)
   except json.JSONDecodeError as error:
     raise ModelArtifactError(f"{meta_path}: not valid JSON ({error}).") from error
-  if meta.get("kind") not in KINDS:
+  if meta.get("kind") not in known_kinds():
     raise ModelArtifactError(f"{meta_path}: kind is {meta.get('kind')!r}, expected one of "
-                             f"{sorted(KINDS)}.")
+                             f"{known_kinds()}.")
   if int(meta.get("format_version", 0)) > FORMAT_VERSION:
     raise ModelArtifactError(f"{meta_path}: format_version {meta['format_version']} is newer "
                              f"than this code supports ({FORMAT_VERSION}).")
@@ -122,7 +141,7 @@ def load_model(path: str, kind: Optional[str] = None) -> Tuple[WorldModel, Any, 
   meta = read_model_metadata(path)
   if kind is not None and meta["kind"] != kind:
     raise ModelArtifactError(f"{path}/model.json: kind is {meta['kind']!r}, expected {kind!r}.")
-  model = KINDS[meta["kind"]].from_metadata(meta)
+  model = kind_class(meta["kind"]).from_metadata(meta)
   like = jax.tree_util.tree_map(np.asarray, model.init(jax.random.PRNGKey(0)))
   try:
     params = ocp.StandardCheckpointer().restore(os.path.join(path, "params"), like)

@@ -41,20 +41,22 @@ class Sampler(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class Periodic:
-  """Work a phase does every ``every`` updates, before the update (e.g. MOPO's model rollouts).
+  """Work a phase does every ``every`` updates, before the update (e.g. MOPO's model rollouts,
+  or MBPO-style rollouts branched from an online replay).
 
   The loop decides when from its own update count, which is the same for every seed, so with
   vmapped seeds it stays a branch (a condition on a per-seed counter would run both branches
   at every update).
 
   Attributes:
-    every: phase steps between calls (the first call is at step 0).
-    update: ``(state, frozen) -> (state, metrics)``; its metrics are logged as their mean over
-      the calls in each chunk (absent from a chunk without a call).
+    every: updates between calls (the first call is before the first update).
+    update: ``(state, frozen, data) -> (state, metrics)``, ``data`` the phase's data (offline:
+      the source's arrays; online: the replay); its metrics are logged as their mean over the
+      calls in each chunk (absent from a chunk without a call).
   """
 
   every: int
-  update: Callable[[State, Frozen], Tuple[State, Metrics]]
+  update: Callable[[State, Frozen, Any], Tuple[State, Metrics]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +83,7 @@ class Phase:
     summary: ``state -> {name: float}`` logged after each chunk besides the update's metrics
       (values that only exist at chunk boundaries, e.g. a holdout error).
     unit: what a step is, for progress lines.
-    periodic: offline only: work done every ``periodic.every`` updates, before the update.
+    periodic: work done every ``periodic.every`` updates, before the update.
   """
 
   name: str

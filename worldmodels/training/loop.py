@@ -179,6 +179,19 @@ def _mean_metrics(metrics: Dict[str, jax.Array]) -> Dict[str, jax.Array]:
   return {k: jnp.mean(v, axis=0) for k, v in metrics.items()}
 
 
+def _periodic_means(outputs: Dict[str, Any]) -> Dict[str, jax.Array]:
+  """A chunk's periodic metrics: means over the steps it was due (a seed axis stays), and the
+  number of calls under ``_CALLS``; empty when the phase has no periodic work (the host drops
+  them for a chunk without a call)."""
+  if "due" not in outputs:
+    return {}
+  calls = jnp.sum(outputs["due"]).astype(jnp.float32)
+  weights = outputs["due"].astype(jnp.float32)
+  means = {name: jnp.tensordot(weights, values.astype(jnp.float32), axes=1) / jnp.maximum(calls, 1)
+           for name, values in outputs["periodic"].items()}
+  return {**means, _CALLS: calls}
+
+
 def _check_finite(metrics: Dict[str, float], phase: str, first: int, last: int,
                   checkpointer: Checkpointer) -> None:
   bad = sorted(k for k, v in metrics.items() if not math.isfinite(float(v)))
@@ -247,7 +260,7 @@ def make_offline_chunk(phase: Phase, seeded: bool = False, mesh: Optional[Mesh] 
 
     periodic = phase.periodic
     if periodic is not None:
-      refresh = over_seeds(lambda state: periodic.update(state, frozen))
+      refresh = over_seeds(lambda state: periodic.update(state, frozen, arrays))
       shapes = jax.eval_shape(refresh, agent_state)[1]
       skip = lambda state: (state, jax.tree_util.tree_map(
           lambda s: jnp.zeros(s.shape, s.dtype), shapes))
@@ -264,43 +277,50 @@ def make_offline_chunk(phase: Phase, seeded: bool = False, mesh: Optional[Mesh] 
 
     steps = start + jnp.arange(length, dtype=jnp.int32)
     (agent_state, key), outputs = jax.lax.scan(body, (agent_state, key), steps)
-    metrics = _mean_metrics(outputs["update"])
-    periodic_metrics = {}
-    if periodic is not None:  # means over the calls; the host drops them without a call
-      calls = jnp.sum(outputs["due"]).astype(jnp.float32)
-      weights = outputs["due"].astype(jnp.float32)
-      periodic_metrics = {
-          name: jnp.tensordot(weights, values.astype(jnp.float32), axes=1) / jnp.maximum(calls, 1)
-          for name, values in outputs["periodic"].items()}
-      periodic_metrics[_CALLS] = calls
-    return agent_state, key, metrics, periodic_metrics
+    return agent_state, key, _mean_metrics(outputs["update"]), _periodic_means(outputs)
 
   return jax.jit(chunk, static_argnums=5, donate_argnums=0)
 
 
 def _make_online_chunk(phase: Phase):
-  """``(agent_state, key, replay, block, count, num_updates, frozen, length)`` -> adds the
-  block's ``count`` steps to the replay, then runs ``num_updates`` (<= length) updates."""
+  """``(agent_state, key, replay, block, count, first_update, num_updates, frozen, length)`` ->
+  adds the block's ``count`` steps to the replay, then runs ``num_updates`` (<= length) updates,
+  numbered from ``first_update``; ``phase.periodic`` runs (on the replay) before each update
+  whose number is a multiple of its ``every``. Returns the state, key, replay, the updates'
+  mean metrics and the periodic calls' mean metrics (with their count; empty without one)."""
+  periodic = phase.periodic
 
-  def chunk(agent_state, key, replay, block: Steps, count, num_updates, frozen, length: int):
+  def chunk(agent_state, key, replay, block: Steps, count, first_update, num_updates, frozen,
+            length: int):
     replay = replay_lib.add_steps(replay, block, count)
+    if periodic is not None:
+      refresh = lambda state: periodic.update(state, frozen, replay)
+      shapes = jax.eval_shape(refresh, agent_state)[1]
+      skip = lambda state: (state, jax.tree_util.tree_map(
+          lambda s: jnp.zeros(s.shape, s.dtype), shapes))
 
     def body(carry, i):
       state, key = carry
+      active = i < num_updates
+      outputs = {}
+      if periodic is not None:
+        due = active & ((first_update + i) % periodic.every == 0)
+        state, outputs["periodic"] = jax.lax.cond(due, refresh, skip, state)
+        outputs["due"] = due
       key, sample_key = jax.random.split(key)
       batch = phase.sampler(replay, sample_key)
       new_state, metrics = phase.update(state, batch, frozen)
-      active = i < num_updates
       state = jax.tree_util.tree_map(lambda n, o: jnp.where(active, n, o), new_state, state)
-      metrics = {k: jnp.where(active, v, 0.0) for k, v in metrics.items()}
-      return (state, key), metrics
+      outputs["update"] = {k: jnp.where(active, v, 0.0) for k, v in metrics.items()}
+      return (state, key), outputs
 
-    (agent_state, key), metrics = jax.lax.scan(body, (agent_state, key),
+    (agent_state, key), outputs = jax.lax.scan(body, (agent_state, key),
                                                jnp.arange(length, dtype=jnp.int32))
     denom = jnp.maximum(num_updates, 1).astype(jnp.float32)
-    return agent_state, key, replay, {k: jnp.sum(v) / denom for k, v in metrics.items()}
+    metrics = {k: jnp.sum(v) / denom for k, v in outputs["update"].items()}
+    return agent_state, key, replay, metrics, _periodic_means(outputs)
 
-  return jax.jit(chunk, static_argnums=7, donate_argnums=(0, 2))
+  return jax.jit(chunk, static_argnums=8, donate_argnums=(0, 2))
 
 
 def _rows(step, action_dim: int) -> List[dict]:
@@ -564,9 +584,12 @@ def _train(agent, workdir: str, loop: LoopConfig, data: Optional[DataSource],
         block = _rows_to_block(rows, 2 * length, spec.observation_shapes,
                                spec.observation_dtypes, spec.action_dim)
         num_updates = int(np.clip(step + length - max(phase.learning_starts, step), 0, length))
-        carry["agent"], carry["key"], carry["replay"], metrics = chunk_fn(
+        first_update = max(0, step - phase.learning_starts)
+        carry["agent"], carry["key"], carry["replay"], metrics, periodic_metrics = chunk_fn(
             carry["agent"], carry["key"], carry["replay"], block, np.int32(len(rows)),
-            np.int32(num_updates), frozen, length)
+            np.int32(first_update), np.int32(num_updates), frozen, length)
+        if periodic_metrics and float(periodic_metrics.pop(_CALLS)) > 0:
+          metrics = {**metrics, **periodic_metrics}
         carry["episodes"] = np.asarray(int(carry["episodes"]) + len(returns), np.int32)
         if returns:
           metrics = dict(metrics, episode_return=float(np.mean(returns)))

@@ -11,7 +11,7 @@ belongs to the same episode: exactly the steps that start a sampleable transitio
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict
+from typing import Dict, Tuple
 
 import flax.struct
 import jax
@@ -95,18 +95,48 @@ def sample_replay(replay: Replay, key: jax.Array, batch_size: int, rounds: int =
   steps unless all candidates of a row are invalid (probability ~1e-10 at that rate; the row then
   takes its last candidate's predecessor, which is valid whenever that candidate is a last step).
   """
-  capacity = replay.capacity
-  cand = jax.random.randint(key, (rounds, batch_size), 0, jnp.maximum(replay.size, 1))
-  ok = replay.valid[cand]
-  first_ok = jnp.argmax(ok, axis=0)
-  ids = jnp.take_along_axis(cand, first_ok[None], axis=0)[0]
-  ids = jnp.where(ok.any(axis=0), ids, (cand[-1] - 1) % capacity)
-  nxt = (ids + 1) % capacity
+  ids = sample_replay_ids(replay, key, batch_size, rounds)
+  nxt = (ids + 1) % replay.capacity
   s = replay.steps
   return Transition(
       observation={k: v[ids] for k, v in s.observation.items()},
       action=s.action[ids], reward=s.reward[ids], discount=s.discount[ids],
       next_observation={k: v[nxt] for k, v in s.observation.items()})
+
+
+def sample_replay_ids(replay: Replay, key: jax.Array, batch_size: int,
+                      rounds: int = 4) -> jax.Array:
+  """``[batch_size]`` slots of steps that start a complete transition, drawn as
+  :func:`sample_replay` describes."""
+  capacity = replay.capacity
+  cand = jax.random.randint(key, (rounds, batch_size), 0, jnp.maximum(replay.size, 1))
+  ok = replay.valid[cand]
+  first_ok = jnp.argmax(ok, axis=0)
+  ids = jnp.take_along_axis(cand, first_ok[None], axis=0)[0]
+  return jnp.where(ok.any(axis=0), ids, (cand[-1] - 1) % capacity)
+
+
+def history_ids(replay: Replay, ids: jax.Array, length: int) -> Tuple[jax.Array, jax.Array]:
+  """The ``length`` transitions that led to each step ``ids [N]`` in its episode, oldest first.
+
+  Slot ``j = ids - d`` (``d = length .. 1``) starts the transition ``(o_j, a_j, r_j, o_{j+1})``;
+  it belongs to the history when it is still in the ring and no episode starts in
+  ``j + 1 .. ids`` (so the first step of an episode has an empty history).
+
+  Returns:
+    ``slots [N, length]`` and ``mask [N, length]`` (False: no such transition; its slot is
+    arbitrary).
+  """
+  capacity = replay.capacity
+  age = (replay.insert_pos - 1 - ids) % capacity  # 0 for the newest step
+  back = jnp.arange(1, length + 1, dtype=jnp.int32)  # d = 1 .. length
+  slots = (ids[:, None] - back[None]) % capacity  # [N, length], newest first
+  # Step j + 1 = ids - d + 1 starting an episode cuts the history at d and beyond.
+  starts_episode = replay.steps.is_first[(slots + 1) % capacity]
+  within_episode = jnp.cumsum(starts_episode, axis=1) == 0
+  in_ring = age[:, None] + back[None] < replay.size
+  mask = within_episode & in_ring
+  return slots[:, ::-1], mask[:, ::-1]
 
 
 def replay_to_steps(replay: Replay) -> Steps:

@@ -58,6 +58,7 @@ from benchmarks.datasets.vd4rl.card import (_finish, _is_complete, _write_atomic
                                             dataset_card)
 from benchmarks.datasets.vd4rl.paths import (BEHAVIOUR_DIR, CARD_FILE, PARTIAL_SUFFIX,
                                              SELECTION_FILE, TRAINING_REPLAY, dataset_directory,
+                                             generated_dataset_directory, generation_directory,
                                              task_directory)
 from benchmarks.datasets.vd4rl.render import render_dataset
 from benchmarks.datasets.vd4rl.rollouts import (OBSERVATION_KEYS, _random_episodes,
@@ -78,6 +79,8 @@ __all__ = [
     "concatenate_datasets",
     "dataset_card",
     "dataset_directory",
+    "generated_dataset_directory",
+    "generation_directory",
     "generate",
     "generate_dataset",
     "mixed_episodes",
@@ -103,14 +106,17 @@ def generate_dataset(config: ml_collections.ConfigDict, root: str, kind: str,
   """
   if kind not in DATASET_KINDS:
     raise ValueError(f"unknown dataset kind {kind!r}; choose one of {DATASET_KINDS}.")
-  path = dataset_directory(root, config.task, kind)
+  if config.get("scenario") is not None and image_sizes:
+    raise ValueError("scenario datasets are state-only: pixels are rendered under default "
+                     "dynamics, which a scenario's torso scaling changes.")
+  path = generated_dataset_directory(root, config, kind)
   fingerprint = generation_fingerprint(config, kind)
   with Lock(path, f"generating {kind}"):
     if not _is_complete(path, fingerprint):
       _build_state_dataset(config, root, kind, path, fingerprint)
   paths = {"state": path}
   for size in image_sizes:
-    pixel_path = dataset_directory(root, config.task, kind, f"{int(size)}px")
+    pixel_path = generated_dataset_directory(root, config, kind, f"{int(size)}px")
     pixel_fingerprint = dict(fingerprint, image_size=int(size))
     with Lock(pixel_path, f"rendering {kind}"):
       if not _is_complete(pixel_path, pixel_fingerprint):
@@ -128,6 +134,8 @@ def _build_state_dataset(config: ml_collections.ConfigDict, root: str, kind: str
           "action_repeat": config.action_repeat, "code_version": git_revision(),
           "stochastic_actions": bool(config.stochastic_actions),
           "generator": "benchmarks.datasets.vd4rl (V-D4RL section 4.1)"}
+  if config.get("scenario") is not None:
+    card["scenario"] = config.scenario.to_dict()
   if kind == "random":
     probe = _env_factory(config)(0)
     spec = env_spec(probe)
@@ -160,7 +168,7 @@ def _build_state_dataset(config: ml_collections.ConfigDict, root: str, kind: str
     return
 
   if kind == "mixed":
-    workdir = os.path.join(task_directory(root, config.task), BEHAVIOUR_DIR)
+    workdir = os.path.join(generation_directory(root, config), BEHAVIOUR_DIR)
     replay, _ = load_dataset(os.path.join(workdir, TRAINING_REPLAY))
     steps, info = mixed_episodes(replay, selection["medium"]["step"], config.sizes.mixed)
     card["policy"] = (f"SAC replay up to the medium snapshot ({selection['medium']['frames']:,}"

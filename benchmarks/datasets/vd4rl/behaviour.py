@@ -20,7 +20,7 @@ from worldmodels.training.loop import LoopConfig, train
 from benchmarks.datasets.vd4rl.card import (_is_complete, _write_atomically,
                                             generation_fingerprint)
 from benchmarks.datasets.vd4rl.paths import (BEHAVIOUR_DIR, SELECTION_FILE, TRAINING_REPLAY,
-                                             task_directory)
+                                             generation_directory)
 
 
 class GenerationError(RuntimeError):
@@ -28,8 +28,17 @@ class GenerationError(RuntimeError):
 
 
 def _env_factory(config: ml_collections.ConfigDict, **kwargs):
-  return make_env_factory(config.task, action_repeat=config.action_repeat,
-                          episode_length=config.episode_length, record_physics=True, **kwargs)
+  """``seed -> env`` of the generation: the DMC task, or its ``config.scenario`` (MrCoM's torso
+  scaling, target-speed reward and observation function; ``benchmarks.scenarios``)."""
+  settings = dict(action_repeat=config.action_repeat, episode_length=config.episode_length,
+                  record_physics=True, **kwargs)
+  scenario = config.get("scenario")
+  if scenario is None:
+    return make_env_factory(config.task, **settings)
+  from benchmarks.scenarios.suite import Scenario  # pylint: disable=import-outside-toplevel
+  fields = Scenario(config.task, scenario.torso_length, scenario.torso_size, scenario.rho,
+                    scenario.observation, scenario.seed)
+  return lambda seed: fields.make_env(scenario.v_max, seed=seed, **settings)
 
 
 def _sac_agent(config: ml_collections.ConfigDict):
@@ -57,7 +66,7 @@ def train_behaviour(config: ml_collections.ConfigDict, root: str) -> str:
   ``behaviour.selection_episodes`` deterministic episodes (``eval.jsonl``); at the end the
   whole replay is written as the dataset ``behaviour/training_replay`` (state + physics).
   """
-  workdir = os.path.join(task_directory(root, config.task), BEHAVIOUR_DIR)
+  workdir = os.path.join(generation_directory(root, config), BEHAVIOUR_DIR)
   replay_path = os.path.join(workdir, TRAINING_REPLAY)
   fingerprint = generation_fingerprint(config, "training_replay")
   if _is_complete(replay_path, fingerprint):
@@ -97,7 +106,7 @@ def select_policies(config: ml_collections.ConfigDict, root: str) -> dict:
     GenerationError: the run is missing, or no snapshot exceeds the threshold (the message
       gives the best one and what to change).
   """
-  workdir = os.path.join(task_directory(root, config.task), BEHAVIOUR_DIR)
+  workdir = os.path.join(generation_directory(root, config), BEHAVIOUR_DIR)
   eval_path = os.path.join(workdir, "eval.jsonl")
   if not os.path.exists(eval_path):
     raise GenerationError(f"no behaviour evaluations at {eval_path}; train the behaviour "

@@ -21,6 +21,8 @@ def generation_fingerprint(config: ml_collections.ConfigDict, kind: str) -> dict
   c = config.to_dict()
   common = {k: c[k] for k in ("task", "seed", "action_repeat", "episode_length",
                               "episodes_per_shard")}
+  if c.get("scenario") is not None:  # MrCoM's scenarios (V-D4RL configs have none)
+    common["scenario"] = c["scenario"]
   if kind == "random":
     return {"kind": kind, **common, "size": c["sizes"]["random"]}
   learned = {**common, "sac": c["sac"], "behaviour": c["behaviour"]}
@@ -68,7 +70,8 @@ def dataset_card(metadata: dict) -> str:
   """The Markdown dataset card of a generated dataset (from its metadata)."""
   card = metadata["extra"].get("card", {})
   stats = metadata["statistics"]
-  lines = [f"# {card.get('task', metadata['task'])} / {card.get('kind', '?')} / "
+  scenario = f" / {card['scenario']['name']}" if "scenario" in card else ""
+  lines = [f"# {card.get('task', metadata['task'])}{scenario} / {card.get('kind', '?')} / "
            f"{card.get('observation', 'state')}", ""]
   fields = [
       ("Task", metadata["task"]), ("Behaviour", card.get("policy", metadata["behaviour_policy"])),
@@ -88,6 +91,12 @@ def dataset_card(metadata: dict) -> str:
       fields.append((name.replace("_", " ").capitalize(),
                      f"snapshot at step {row['step']:,} ({row['frames']:,} frames), evaluated "
                      f"return {row['return_mean']:.1f} ± {row['return_std']:.1f}"))
+  if "scenario" in card:
+    sc = card["scenario"]
+    fields.append(("Scenario", f"{sc['name']}: torso length x{sc['torso_length']:.3f}, size / "
+                               f"mass x{sc['torso_size']:.3f}; target speed rho x v_max = "
+                               f"{sc['rho']:.3f} x {sc['v_max']:.3f}; observation function "
+                               f"{sc['observation']} (MrCoM, benchmarks.scenarios)"))
   if "selection_rule" in card:
     fields.append(("Selection rule", card["selection_rule"]))
   if "rendered_from" in card:

@@ -1,8 +1,15 @@
-"""The V-D4RL directory layout: where each task's behaviour run and datasets live."""
+"""The V-D4RL directory layout: where each task's behaviour run and datasets live.
+
+A generation config with a ``scenario`` (MrCoM's scenarios, ``benchmarks.scenarios.datasets``)
+lives under ``<root>/mrcom/<domain>_<task>/<scenario name>/`` instead, with the same layout
+below it.
+"""
 
 from __future__ import annotations
 
 import os
+
+import ml_collections
 
 BEHAVIOUR_DIR = "behaviour"
 TRAINING_REPLAY = "training_replay"
@@ -19,3 +26,18 @@ def task_directory(root: str, task: str) -> str:
 def dataset_directory(root: str, task: str, kind: str, observation: str = "state") -> str:
   """Where dataset ``kind`` of ``task`` lives; ``observation`` is "state" or "<S>px"."""
   return os.path.join(task_directory(root, task), kind, observation)
+
+
+def generation_directory(root: str, config: ml_collections.ConfigDict) -> str:
+  """The behaviour run's and datasets' directory of generation ``config``:
+  :func:`task_directory`, or ``<root>/mrcom/<domain>_<task>/<scenario name>`` for a scenario."""
+  scenario = config.get("scenario")
+  if scenario is None:
+    return task_directory(root, config.task)
+  return os.path.join(root, "mrcom", config.task.replace("-", "_"), scenario.name)
+
+
+def generated_dataset_directory(root: str, config: ml_collections.ConfigDict, kind: str,
+                                observation: str = "state") -> str:
+  """Where dataset ``kind`` of generation ``config`` lives."""
+  return os.path.join(generation_directory(root, config), kind, observation)

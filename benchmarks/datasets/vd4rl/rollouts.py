@@ -23,7 +23,7 @@ from worldmodels.training.loop import restore_snapshot
 
 from benchmarks.datasets.configs import DATASET_KINDS
 from benchmarks.datasets.vd4rl.behaviour import GenerationError, _env_factory, _sac_agent
-from benchmarks.datasets.vd4rl.paths import BEHAVIOUR_DIR, task_directory
+from benchmarks.datasets.vd4rl.paths import BEHAVIOUR_DIR, generation_directory
 
 OBSERVATION_KEYS = ("state", "physics")
 _KIND_IDS = {kind: index for index, kind in enumerate(DATASET_KINDS)}
@@ -109,7 +109,7 @@ def _snapshot_episodes(config: ml_collections.ConfigDict, root: str, kind: str,
   """The SAC snapshot at ``step`` acting on ``state`` (actions sampled unless
   ``stochastic_actions`` is off); episode ``i`` is keyed ``fold_in(fold_in(seed, kind), i)``."""
   agent, _ = _sac_agent(config)
-  workdir = os.path.join(task_directory(root, config.task), BEHAVIOUR_DIR)
+  workdir = os.path.join(generation_directory(root, config), BEHAVIOUR_DIR)
   state = restore_snapshot(agent, workdir, step)
   compiled = compile_policy(agent)
   base = jax.random.fold_in(jax.random.PRNGKey(config.seed), _KIND_IDS[kind])

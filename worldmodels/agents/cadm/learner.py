@@ -1,4 +1,4 @@
-"""Training CaDM as a phase of the common loop, and its one-step prediction for rollouts.
+"""Training CaDM (:class:`~worldmodels.agents.cadm.model.CaDM`) as a phase of the common loop.
 
 Each update is one Adam step on :func:`losses.cadm_loss` of ``batch_size`` windows of
 ``context_length + 2`` steps (:class:`~worldmodels.data.samplers.SequenceSampler`). The state
@@ -7,7 +7,7 @@ standardisation comes from the data spec's statistics and is kept in the trained
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import flax.struct
 import jax
@@ -17,19 +17,13 @@ import numpy as np
 import optax
 
 from worldmodels.agents.cadm import losses
-from worldmodels.agents.cadm.networks import CaDMNetworks
-from worldmodels.data.samplers import SequenceBatch, SequenceSampler
+from worldmodels.agents.cadm.model import CaDM, CaDMModel
+from worldmodels.data.samplers import GroupedSampler, SequenceBatch, SequenceSampler
 from worldmodels.data.spec import DataSpec
 from worldmodels.training.agent import Phase
 
 
-@flax.struct.dataclass
-class CaDMModel:
-  """Parameters and the state standardisation ``mean`` / ``std`` ``[S]``."""
-
-  params: dict
-  mean: jax.Array
-  std: jax.Array
+_GROUP = "embodiment"  # the grouped sampler's one group
 
 
 @flax.struct.dataclass
@@ -41,40 +35,81 @@ class CaDMTrainState:
 
 
 class CaDMLearner:
-  """Trains :class:`CaDMNetworks` on one dataset's ``"state"`` entry."""
+  """Trains :class:`CaDM` on the ``"state"`` entry of one or more datasets of one embodiment
+  (MrCoM's scenarios: one model, its context telling the scenarios apart).
+
+  With several datasets each batch takes ``batch_size // len(datasets)`` windows from every one
+  (:class:`~worldmodels.data.samplers.GroupedSampler` with one group), so every scenario is seen
+  equally often whatever its size.
+  """
 
   def __init__(self, config: ml_collections.ConfigDict, spec: DataSpec,
-               dataset: Optional[str] = None):
+               datasets: Union[None, str, Sequence[str]] = None,
+               mean: Optional[np.ndarray] = None, std: Optional[np.ndarray] = None):
+    """Args:
+      config: see ``worldmodels.agents.cadm.config``.
+      spec: the datasets' spec (their shapes must agree).
+      datasets: a dataset name, several, or None (the source's only dataset).
+      mean, std: ``[S]`` the state standardisation (default: the spec's statistics).
+    """
     if "state" not in spec.observation_shapes:
       raise ValueError("CaDM models the 'state' observation entry; the data has "
                        f"{sorted(spec.observation_shapes)}.")
     self.config, self.spec = config, spec
     self.state_dim, self.action_dim = spec.observation_shapes["state"][0], spec.action_dim
-    self.networks = CaDMNetworks(config, self.state_dim)
-    stats = spec.observation_mean, spec.observation_std
-    self.mean = (np.asarray(stats[0]["state"], np.float32) if stats[0] is not None
+    self.model = CaDM(self.state_dim, self.action_dim, config)
+    if mean is None:
+      mean = spec.observation_mean["state"] if spec.observation_mean is not None else None
+      std = spec.observation_std["state"] if spec.observation_std is not None else None
+    self.mean = (np.asarray(mean, np.float32) if mean is not None
                  else np.zeros(self.state_dim, np.float32))
-    self.std = (np.maximum(np.asarray(stats[1]["state"], np.float32), 1e-6)
-                if stats[1] is not None else np.ones(self.state_dim, np.float32))
+    self.std = (np.maximum(np.asarray(std, np.float32), 1e-6) if std is not None
+                else np.ones(self.state_dim, np.float32))
     self._optimizer = optax.adam(config.learning_rate)
-    self.sampler = SequenceSampler(config.batch_size, config.context_length + 2, dataset=dataset)
+    length = config.context_length + 2
+    if datasets is None or isinstance(datasets, str):
+      self.sampler = SequenceSampler(config.batch_size, length, dataset=datasets)
+    else:
+      per_dataset = max(1, config.batch_size // len(datasets))
+      self.sampler = GroupedSampler(SequenceSampler(per_dataset, length),
+                                    ((_GROUP, tuple(datasets)),))
+
+  @classmethod
+  def from_source(cls, config: ml_collections.ConfigDict, source,
+                  datasets: Union[None, str, Sequence[str]] = None) -> "CaDMLearner":
+    """A learner over ``datasets`` of a ``DataSource`` (None: its only one, or all of them when
+    it holds several), standardised by the mean and std of their pooled states."""
+    if datasets is None and len(source.names) > 1:
+      datasets = list(source.names)
+    names = [datasets] if datasets is None or isinstance(datasets, str) else list(datasets)
+    specs = [source.spec(name) for name in names]
+    for name, spec in zip(names[1:], specs[1:]):
+      if (spec.observation_shapes, spec.action_dim) != (specs[0].observation_shapes,
+                                                        specs[0].action_dim):
+        raise ValueError(f"dataset {name!r} has observations {spec.observation_shapes} and "
+                         f"{spec.action_dim}-d actions, {names[0]!r} "
+                         f"{specs[0].observation_shapes} and {specs[0].action_dim}-d: one CaDM "
+                         "models one embodiment.")
+    states = np.concatenate([np.asarray(source.steps(name).observation["state"], np.float64)
+                             for name in names])
+    return cls(config, specs[0], datasets, states.mean(0), states.std(0))
 
   def init(self, key: jax.Array) -> CaDMTrainState:
     init_key, key = jax.random.split(key)
-    k, s, a = self.config.context_length, self.state_dim, self.action_dim
-    params = self.networks.init(init_key, jnp.zeros((1, k, 2 * s + a)), jnp.ones((1, k), bool),
-                                jnp.zeros((1, s)), jnp.zeros((1, a)), jnp.zeros((1, s)))
-    model = CaDMModel(params, jnp.asarray(self.mean), jnp.asarray(self.std))
-    return CaDMTrainState(model, self._optimizer.init(params), key, jnp.zeros((), jnp.int32))
+    model = self.model.init(init_key, self.mean, self.std)
+    return CaDMTrainState(model, self._optimizer.init(model.params), key,
+                          jnp.zeros((), jnp.int32))
 
   def update(self, state: CaDMTrainState, batch: SequenceBatch,
              frozen: None = None) -> Tuple[CaDMTrainState, Dict[str, jax.Array]]:
     """One Adam step on the forward and backward losses of ``batch`` ``[B, K + 2]``."""
     del frozen
+    if isinstance(batch, dict):  # several datasets: the one group's rows
+      batch = batch[_GROUP][0]
     rows = losses.split_window(batch, self.config.context_length, state.model.mean,
                                state.model.std)
     (loss, metrics), grads = jax.value_and_grad(
-        lambda p: losses.cadm_loss(self.networks, p, rows, self.config), has_aux=True)(
+        lambda p: self.model.loss(state.model.replace(params=p), rows), has_aux=True)(
             state.model.params)
     updates, opt_state = self._optimizer.update(grads, state.opt_state, state.model.params)
     params = optax.apply_updates(state.model.params, updates)
@@ -85,36 +120,27 @@ class CaDMLearner:
   def phases(self) -> Sequence[Phase]:
     return [Phase("cadm", "offline", int(self.config.num_steps), self.update, self.sampler)]
 
-  # -- prediction -----------------------------------------------------------------------------
+  # -- the result ---------------------------------------------------------------------------
 
-  def step(self, model: CaDMModel, context: jax.Array, mask: jax.Array, state: jax.Array,
-           action: jax.Array, key: jax.Array) -> Dict[str, jax.Array]:
-    """One sampled step per row from a random member, in raw units.
+  def trained_model(self, state: CaDMTrainState) -> CaDMModel:
+    return state.model
 
-    Args:
-      context: ``[B, K, 2S + A]`` features of raw past transitions
-        (:func:`~worldmodels.agents.cadm.networks.context_features`).
-      mask: ``[B, K]``; state ``[B, S]``; action ``[B, A]``.
+  def report(self, state: CaDMTrainState, source, batches: int = 8) -> Dict[str, float]:
+    """The loss terms of the final parameters, averaged over ``batches`` fixed batches of the
+    training data (what the artifact's ``model.json`` records)."""
+    self.sampler.prepare(source)
+    arrays = source.arrays
 
-    Returns:
-      ``next_state [B, S]``, ``reward [B]`` and the members' ``mean`` / ``logvar``
-      ``[E, B, S + 1]`` (standardised units) for uncertainty penalties.
-    """
-    s, a = self.state_dim, self.action_dim
-    std = model.std
-    # Context features (s, a, s' - s) as the training windows see them: states standardised,
-    # differences scaled by the same std, actions as they are.
-    scale = jnp.concatenate([std, jnp.ones(a), std])
-    shift = jnp.concatenate([model.mean, jnp.zeros(a), jnp.zeros(s)])
-    normalised = (context - shift) / scale
-    state_n = (state - model.mean) / std
-    code = self.networks.apply(model.params, normalised, mask, method=CaDMNetworks.encode)
-    mean, logvar = self.networks.apply(model.params, state_n, action, code,
-                                       method=CaDMNetworks.predict_forward)
-    member_key, noise_key = jax.random.split(key)
-    rows = jnp.arange(state.shape[0])
-    member = jax.random.randint(member_key, (state.shape[0],), 0, self.config.num_members)
-    mu, lv = mean[member, rows], logvar[member, rows]
-    sample = mu + jnp.exp(0.5 * lv) * jax.random.normal(noise_key, mu.shape)
-    return {"next_state": state + sample[:, :s] * std, "reward": sample[:, s], "mean": mean,
-            "logvar": logvar}
+    @jax.jit
+    def evaluate(model, key):
+      batch = self.sampler(arrays, key)
+      batch = batch[_GROUP][0] if isinstance(batch, dict) else batch
+      rows = losses.split_window(batch, self.config.context_length,
+                                 model.mean, model.std)
+      loss, metrics = self.model.loss(model, rows)
+      return {**metrics, "loss": loss}
+
+    keys = jax.random.split(jax.random.PRNGKey(12345), batches)
+    rows = [jax.device_get(evaluate(state.model, k)) for k in keys]
+    report = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    return {"steps": int(state.step), **report}

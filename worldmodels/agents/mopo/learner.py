@@ -27,22 +27,10 @@ from worldmodels.errors import ConfigError
 from worldmodels.models.artifacts import ModelArtifactError, load_model
 from worldmodels.models.ensemble import Ensemble, EnsembleModel
 from worldmodels.models.termination import termination_for
+from worldmodels.rl.model_buffer import (ModelBuffer, add_rollout, empty_model_buffer,
+                                         mix_sizes, mix_with_model_rows)
 from worldmodels.training.acting import MemorylessPolicy
 from worldmodels.training.agent import Periodic, Phase
-
-
-@flax.struct.dataclass
-class ModelBuffer:
-  """Ring of C model transitions: ``state``/``next_state`` ``[C, S]``, ``action`` ``[C, A]``,
-  ``reward``/``discount`` ``[C]``; ``insert_pos`` and ``size`` are scalars."""
-
-  state: jax.Array
-  action: jax.Array
-  reward: jax.Array
-  discount: jax.Array
-  next_state: jax.Array
-  insert_pos: jax.Array
-  size: jax.Array
 
 
 @flax.struct.dataclass
@@ -97,14 +85,12 @@ class MOPOLearner(MemorylessPolicy):
           f"{self.ensemble.action_dim}-d actions, the data has {state_dim}-d states and "
           f"{spec.action_dim}-d actions (train a model on this dataset: python -m "
           "experiments.train_model).")
-    if not 0.0 < config.real_ratio < 1.0:
-      raise ValueError(f"real_ratio must be in (0, 1), got {config.real_ratio}")
+    sizes = mix_sizes(config)
     sac_config = config.sac.copy_and_resolve_references()
     sac_config.observation_key = config.observation_key
     self.sac = SACLearner(sac_config, self.policy_spec(spec))
-    self.num_real = max(1, int(round(config.real_ratio * config.batch_size)))
-    self.num_model = config.batch_size - self.num_real
-    self.capacity = config.model_retain_epochs * config.rollout_batch_size * config.horizon
+    self.num_real, self.num_model, self.capacity = (sizes.num_real, sizes.num_model,
+                                                     sizes.capacity)
     self.termination_fn = termination_for(config.termination)
 
   def policy_spec(self, spec: DataSpec) -> DataSpec:
@@ -113,10 +99,7 @@ class MOPOLearner(MemorylessPolicy):
 
   def init(self, key: jax.Array) -> MOPOState:
     key, sac_key = jax.random.split(key)
-    s, a = self.ensemble.state_dim, self.ensemble.action_dim
-    c = self.capacity
-    buffer = ModelBuffer(jnp.zeros((c, s)), jnp.zeros((c, a)), jnp.zeros((c,)), jnp.zeros((c,)),
-                         jnp.zeros((c, s)), jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+    buffer = empty_model_buffer(self.capacity, self.ensemble.state_dim, self.ensemble.action_dim)
     return MOPOState(self.sac.init(sac_key), buffer, key, jnp.zeros((), jnp.int32))
 
   # -- model rollouts ---------------------------------------------------------------------
@@ -131,25 +114,7 @@ class MOPOLearner(MemorylessPolicy):
     out = self.ensemble.imagine(inputs.model, policy, starts, c.horizon, rollout_key,
                                 penalty=c.penalty, penalty_coef=c.penalty_coef,
                                 termination_fn=self.termination_fn)
-    flat = jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[2:]), out)
-    # Valid rows (before any termination) go to consecutive ring slots; the rest are dropped.
-    valid = flat.valid
-    offset = jnp.cumsum(valid) - 1
-    slots = jnp.where(valid, (state.buffer.insert_pos + offset) % self.capacity, self.capacity)
-    buf = state.buffer
-
-    def put(dst, src):
-      return dst.at[slots].set(src, mode="drop")
-
-    count = valid.sum().astype(jnp.int32)
-    new = ModelBuffer(put(buf.state, flat.state), put(buf.action, flat.action),
-                      put(buf.reward, flat.reward), put(buf.discount, flat.discount),
-                      put(buf.next_state, flat.next_state),
-                      (buf.insert_pos + count) % self.capacity,
-                      jnp.minimum(buf.size + count, self.capacity))
-    metrics = {"model_reward": flat.raw_reward.mean(), "model_penalty": flat.penalty.mean(),
-               "rollout_valid_fraction": valid.mean()}
-    return new, metrics
+    return add_rollout(state.buffer, out)
 
   # -- update -----------------------------------------------------------------------------
 
@@ -163,11 +128,13 @@ class MOPOLearner(MemorylessPolicy):
     del key
     return batch
 
-  def rollout(self, state: MOPOState,
-              frozen: MOPOInputs) -> Tuple[MOPOState, Dict[str, jax.Array]]:
+  def rollout(self, state: MOPOState, frozen: MOPOInputs,
+              data=None) -> Tuple[MOPOState, Dict[str, jax.Array]]:
     """Refills the model buffer with rollouts of the current policy from dataset states (the
     phase's periodic work, every ``rollout_every`` updates from the first); its key is the
-    one the next update sets aside for rollouts, so the update's own keys are unchanged."""
+    one the next update sets aside for rollouts, so the update's own keys are unchanged
+    (``data``, the source's arrays, is unused: the starts are in ``frozen``)."""
+    del data
     rollout_key = jax.random.split(state.key, 4)[1]
     buffer, metrics = self._rollout_into_buffer(state, frozen, rollout_key)
     return state.replace(buffer=buffer), metrics
@@ -181,16 +148,7 @@ class MOPOLearner(MemorylessPolicy):
     buffer = state.buffer
 
     # SAC on real + model rows.
-    ids = jax.random.randint(model_key, (self.num_model,), 0, jnp.maximum(buffer.size, 1))
-    obs_key = c.observation_key
-    real = batch
-    mixed = Transition(
-        observation={obs_key: jnp.concatenate([real.observation[obs_key], buffer.state[ids]])},
-        action=jnp.concatenate([real.action, buffer.action[ids]]),
-        reward=jnp.concatenate([real.reward, buffer.reward[ids]]),
-        discount=jnp.concatenate([real.discount, buffer.discount[ids]]),
-        next_observation={obs_key: jnp.concatenate([real.next_observation[obs_key],
-                                                    buffer.next_state[ids]])})
+    mixed = mix_with_model_rows(batch, buffer, self.num_model, model_key, c.observation_key)
     sac_state, sac_metrics = self.sac.update(state.sac, self.transform_batch(mixed, transform_key))
     metrics = {**sac_metrics, "model_buffer_size": buffer.size.astype(jnp.float32)}
     return MOPOState(sac_state, buffer, key, state.step + 1), metrics

@@ -1,0 +1,1 @@
+"""MrCoM-suite experiments: the CaDM baseline through scenario adaptation (``cadm.py``)."""
