@@ -158,11 +158,13 @@ def scenario_config(scenario: Scenario, v_max: float, scale: str = "cpu",
 def generate_scenario_datasets(scenarios: Sequence[Scenario], v_max: float, root: str,
                                kinds: Sequence[str] = ("random", "mixed"), scale: str = "cpu",
                                overrides: Optional[dict] = None) -> Dict[str, str]:
-  """Builds (or reuses) ``kinds`` of every scenario; returns ``{catalog-style name: path}``."""
+  """Builds (or reuses) ``kinds`` of every scenario, one kind for all scenarios before the
+  next (so a learned kind that fails, e.g. a behaviour run below the medium threshold, leaves
+  the earlier kinds of every scenario built); returns ``{catalog-style name: path}``."""
   built = {}
-  for scenario in scenarios:
-    config = scenario_config(scenario, v_max, scale, overrides)
-    for kind in kinds:
+  for kind in kinds:
+    for scenario in scenarios:
+      config = scenario_config(scenario, v_max, scale, overrides)
       built[dataset_name(scenario, kind)] = vd4rl.generate_dataset(config, root, kind)["state"]
   return built
 
