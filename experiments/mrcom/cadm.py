@@ -125,7 +125,7 @@ def run(embodiment: str, sizes, workdir: str, data_root) -> Dict[str, object]:
   train_scenarios = sample_scenarios(sizes.train_split, embodiment, sizes.train_scenarios, 0)
   built = scenario_datasets.generate_scenario_datasets(
       train_scenarios, v_max["v_max"], root, tuple(sizes.kinds), sizes.data_scale)
-  model_path = cadm_artifact(list(built.values()), sizes.model_preset,
+  model_path = cadm_artifact(sorted(built.values()), sizes.model_preset,
                              os.path.join(workdir, f"cadm-{sizes.model_preset}"), data_root)
   rows = []
   for split, target in targets(embodiment).items():
