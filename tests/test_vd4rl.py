@@ -302,3 +302,28 @@ def test_humanoid_and_hopper_generate_at_tiny_size(tmp_path):
     paths = vd4rl.generate(config, str(tmp_path), ("expert",))
     metadata = read_metadata(paths["expert"]["state"])
     assert metadata["task"] == task and metadata["num_transitions"] == 20
+
+
+def test_another_medium_threshold_reuses_the_behaviour_run(generated, monkeypatch):
+  """The threshold picks snapshots; it does not change the run, so the run is not retrained
+  (nor is one whose recorded fingerprint still holds a threshold, as older code wrote)."""
+  root, config, _ = generated
+  other = dict_override(config.copy_and_resolve_references(), "behaviour.medium_threshold", 3.0)
+  monkeypatch.setattr(vd4rl.behaviour, "train", lambda *a, **k: pytest.fail("retrained"))
+  workdir = vd4rl.train_behaviour(other, root)
+  replay = os.path.join(workdir, vd4rl.TRAINING_REPLAY)
+  metadata_path = os.path.join(replay, "metadata.json")
+  metadata = json.load(open(metadata_path))
+  assert "medium_threshold" not in metadata["extra"]["fingerprint"]["behaviour"]
+  original = open(metadata_path).read()
+  try:  # the older form of the same run
+    metadata["extra"]["fingerprint"]["behaviour"]["medium_threshold"] = -1.0
+    with open(metadata_path, "w") as f:
+      json.dump(metadata, f)
+    assert vd4rl.train_behaviour(other, root) == workdir
+    changed = dict_override(other.copy_and_resolve_references(), "behaviour.num_steps", 240)
+    with pytest.raises(FingerprintError, match="num_steps"):
+      vd4rl.train_behaviour(changed, root)
+  finally:
+    with open(metadata_path, "w") as f:
+      f.write(original)

@@ -44,7 +44,7 @@ from worldmodels.training.loop import restore_snapshot, snapshot_steps
 SUITE = "mrcom"
 CPU_BEHAVIOUR_STEPS = 30_000
 CPU_DATASET_SIZE = 30_000
-CPU_MEDIUM_THRESHOLD = 150.0
+CPU_MEDIUM_THRESHOLD = 50.0
 V_MAX_FILE = "v_max.json"
 
 

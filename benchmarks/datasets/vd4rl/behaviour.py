@@ -12,6 +12,7 @@ from benchmarks.envs import env_spec, make_env_factory
 from worldmodels.io import atomic_text
 from worldmodels import provenance
 from worldmodels.agents import make_agent
+from worldmodels.data import read_metadata
 from worldmodels.data.spec import DataSpec
 from worldmodels.data.writer import write_dataset
 from worldmodels.training.logging import read_jsonl
@@ -69,7 +70,7 @@ def train_behaviour(config: ml_collections.ConfigDict, root: str) -> str:
   workdir = os.path.join(generation_directory(root, config), BEHAVIOUR_DIR)
   replay_path = os.path.join(workdir, TRAINING_REPLAY)
   fingerprint = generation_fingerprint(config, "training_replay")
-  if _is_complete(replay_path, fingerprint):
+  if _is_complete(replay_path, fingerprint, legacy=_legacy_replay_fingerprint(replay_path)):
     return workdir
   every = _frames_to_steps(config, config.behaviour.snapshot_every_frames)
   agent, spec = _sac_agent(config)
@@ -93,6 +94,19 @@ def train_behaviour(config: ml_collections.ConfigDict, root: str) -> str:
       action_repeat=config.action_repeat, seed=config.seed,
       extra={"fingerprint": fingerprint}, episodes_per_shard=config.episodes_per_shard))
   return workdir
+
+
+def _legacy_replay_fingerprint(replay_path: str) -> dict | None:
+  """A finished training replay's recorded fingerprint in the form written before the medium
+  threshold left it (which did not change the run), without the threshold; None otherwise."""
+  if not os.path.isfile(os.path.join(replay_path, "metadata.json")):
+    return None
+  recorded = read_metadata(replay_path)["extra"].get("fingerprint") or {}
+  behaviour = recorded.get("behaviour")
+  if not isinstance(behaviour, dict) or "medium_threshold" not in behaviour:
+    return None
+  return {**recorded, "behaviour": {k: v for k, v in behaviour.items()
+                                    if k != "medium_threshold"}}
 
 
 def select_policies(config: ml_collections.ConfigDict, root: str) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Callable
 
@@ -26,8 +27,9 @@ def generation_fingerprint(config: ml_collections.ConfigDict, kind: str) -> dict
   if kind == "random":
     return {"kind": kind, **common, "size": c["sizes"]["random"]}
   learned = {**common, "sac": c["sac"], "behaviour": c["behaviour"]}
-  if kind == "training_replay":
-    return {"kind": kind, **learned}
+  if kind == "training_replay":  # the selection threshold decides datasets, not the run
+    behaviour = {k: v for k, v in c["behaviour"].items() if k != "medium_threshold"}
+    return {"kind": kind, **learned, "behaviour": behaviour}
   sizes = {"mixed": ["mixed"], "medexp": ["medium", "expert"]}.get(kind, [kind])
   out = {"kind": kind, **learned, "sizes": {k: c["sizes"][k] for k in sizes}}
   if kind != "mixed":
@@ -35,9 +37,10 @@ def generation_fingerprint(config: ml_collections.ConfigDict, kind: str) -> dict
   return out
 
 
-def _is_complete(path: str, fingerprint: dict) -> bool:
+def _is_complete(path: str, fingerprint: dict, legacy: dict | None = None) -> bool:
   """Whether a finished dataset made with ``fingerprint`` is at ``path`` (partial work lives
-  under ``.partial``).
+  under ``.partial``); ``legacy``: the recorded fingerprint rewritten to the current form
+  (accepted when it then equals ``fingerprint``).
 
   Raises:
     FingerprintError: a finished dataset is there, made with other settings (e.g. another
@@ -45,8 +48,11 @@ def _is_complete(path: str, fingerprint: dict) -> bool:
   """
   if not os.path.isdir(path):
     return False
-  refuse_unless_same(path, read_metadata(path)["extra"].get("fingerprint"), fingerprint,
-                     "dataset", "generate into another --root, or move it away")
+  recorded = read_metadata(path)["extra"].get("fingerprint")
+  if legacy is not None:
+    recorded = legacy
+  refuse_unless_same(path, recorded, json.loads(json.dumps(fingerprint)), "dataset",
+                     "generate into another --root, or move it away")
   return True
 
 
