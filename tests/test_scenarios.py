@@ -17,7 +17,7 @@ from dm_env import specs  # noqa: E402
 from benchmarks.envs import make_env  # noqa: E402
 from benchmarks.scenarios import (SPLITS, AddDimensions, AddGaussian, Identity,  # noqa: E402
                                   MaskFixed, MaskRandom, ObservedEnv, Scenario,
-                                  sample_scenarios, speed_term)
+                                  normalised_score, sample_scenarios, speed_term)
 from benchmarks.shifts import ModelDefaults, apply_perturbation, raw_model  # noqa: E402
 
 STATE = np.arange(1.0, 25.0, dtype=np.float32)  # walker-walk's 24 dimensions, all non-zero
@@ -170,3 +170,8 @@ def test_splits_are_deterministic_and_sample_their_intervals():
     sample_scenarios("id-everything", "walker-walk", 1, 0)
   with pytest.raises(ValueError, match="unknown embodiment"):
     Scenario("humanoid-walk")
+
+
+def test_the_normalised_score_maps_returns_to_0_100():
+  np.testing.assert_allclose(normalised_score([0.0, 250.0, 1000.0, -5.0, 1200.0]),
+                             [0.0, 25.0, 100.0, 0.0, 100.0])

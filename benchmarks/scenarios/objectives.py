@@ -66,3 +66,12 @@ def target_speed_reward(task: str, target: float) -> Callable[[object], float]:
     return hopper
   forward_speed(task, None)  # raises the error naming the embodiments
   raise AssertionError("unreachable")
+
+
+MAX_RETURN = 1000.0  # DMC episodes: 1000 frames, rewards in [0, 1] per frame
+
+
+def normalised_score(episode_return):
+  """MrCoM's normalised score in [0, 100] (``../shared/specs/mrcom.md``, ours):
+  ``100 x return / 1000``, DMC returns lying in [0, 1000]."""
+  return np.clip(100.0 * np.asarray(episode_return, np.float64) / MAX_RETURN, 0.0, 100.0)

@@ -30,7 +30,9 @@ from absl import app, flags
 import numpy as np
 
 from benchmarks.datasets import catalog
+from benchmarks.datasets.vd4rl import GenerationError
 from benchmarks.scenarios import datasets as scenario_datasets
+from benchmarks.scenarios.objectives import normalised_score
 from benchmarks.scenarios.suite import Scenario, sample_scenarios, scenario_env_factory
 from experiments import cli
 from experiments import train_model as model_launcher
@@ -142,7 +144,7 @@ def run(embodiment: str, sizes, workdir: str, data_root) -> Dict[str, object]:
 def write_results(outcome, sizes, embodiment: str, output_dir: str, command: str,
                   started: float) -> str:
   a = sizes.adaptation
-  score = lambda r: 100.0 * r / 1000.0
+  score = lambda r: float(normalised_score(r))
   lines = [f"# CaDM through scenario adaptation on {embodiment}: in- against out-of-distribution",
            "", f"Command: `{command}`; git revision `{provenance.git_revision()}`; seeds 0 .. "
            f"{sizes.seeds - 1}; {sizes.eval_episodes} deterministic evaluation episodes per seed "
@@ -196,7 +198,11 @@ def main(argv):
   if _SEEDS.value is not None:
     sizes.seeds = _SEEDS.value
   workdir = os.path.join(_WORKDIR.value, _EMBODIMENT.value.replace("-", "_"))
-  outcome = run(_EMBODIMENT.value, sizes, workdir, _DATA_ROOT.value)
+  try:
+    outcome = run(_EMBODIMENT.value, sizes, workdir, _DATA_ROOT.value)
+  except (GenerationError, scenario_datasets.VMaxError) as error:  # a stage cannot proceed
+    print(f"error: {error}", file=sys.stderr, flush=True)
+    return 1
   output_dir = RESULTS_DIR if _PUBLISH.value else (_RESULTS.value or workdir)
   command = "python -m experiments.mrcom.cadm " + " ".join(sys.argv[1:])
   print(write_results(outcome, sizes, _EMBODIMENT.value, output_dir, command, started))
