@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+from benchmarks.datasets import catalog
 from benchmarks.scenarios import datasets
 from benchmarks.scenarios.suite import Scenario
 from tests.conftest import REPO_ROOT
@@ -67,6 +68,16 @@ def test_a_learned_kind_trains_its_behaviour_policy_inside_the_scenario(root):
   with pytest.raises(ValueError, match="state-only"):
     datasets.vd4rl.generate_dataset(datasets.scenario_config(scenario, 0.5, "tiny"), root,
                                     "random", image_sizes=(16,))
+
+
+def test_scenario_dataset_names_resolve_like_catalog_names(root):
+  name = datasets.dataset_name(Scenario("walker-walk", rho=0.5), "random")
+  path = catalog.dataset_path(name, root)
+  assert path == os.path.join(root, name, "state") and read_metadata(path)["num_transitions"]
+  with pytest.raises(catalog.DatasetNotBuiltError, match="benchmarks.scenarios generate"):
+    catalog.dataset_path(name.replace("random", "expert"), root)
+  with pytest.raises(ValueError, match="bad scenario dataset name"):
+    catalog.dataset_path("mrcom/walker_walk/random", root)
 
 
 def test_the_report_lists_v_max_and_every_scenario_dataset(root):

@@ -28,6 +28,7 @@ from benchmarks.datasets import vd4rl
 
 ROOT_VARIABLE = "WORLDMODELS_DATA"
 SUITE = "vd4rl"
+SCENARIO_SUITE = "mrcom"  # benchmarks.scenarios.datasets
 _OBSERVATION = re.compile(r"^(state|(\d+)px)$")
 
 
@@ -164,11 +165,38 @@ def dataset_path(name_or_path: str, root: Optional[str] = None) -> str:
     DatasetError: not a readable, complete dataset.
     DatasetNotBuiltError: a catalog name that is not built under ``root``.
   """
+  if name_or_path.startswith(SCENARIO_SUITE + "/") and not os.path.isdir(name_or_path):
+    path = scenario_dataset_path(name_or_path, root)
+    read_metadata(path)
+    return path
   if os.path.isdir(name_or_path) or not name_or_path.startswith(SUITE + "/"):
     read_metadata(name_or_path)  # a clear DatasetError if it is not a dataset
     return name_or_path
   path = resolve(name_or_path, root=root, confirm=lambda message: False)
   read_metadata(path)
+  return path
+
+
+def scenario_dataset_path(name: str, root: Optional[str] = None) -> str:
+  """The directory of a MrCoM scenario dataset ``mrcom/<domain>_<task>/<scenario>/<kind>``
+  (``benchmarks.scenarios.datasets``; never built here).
+
+  Raises:
+    ValueError: a malformed name.
+    DatasetNotBuiltError: not generated under ``root`` (the message gives the command).
+  """
+  parts = name.strip("/").split("/")
+  if len(parts) != 4 or parts[0] != SCENARIO_SUITE or parts[3] not in configs.DATASET_KINDS:
+    raise ValueError(f"bad scenario dataset name {name!r}: expected {SCENARIO_SUITE}/"
+                     "<domain>_<task>/<scenario>/<kind>, e.g. "
+                     "mrcom/walker_walk/len0.96-size0.92-rho1.00-none/random.")
+  root = root or default_root()
+  path = os.path.join(root, *parts, "state")
+  if not os.path.isfile(os.path.join(path, "metadata.json")):
+    raise DatasetNotBuiltError(name, f"not built in {root}; build it with: python -m "
+                               f"benchmarks.scenarios generate --embodiment "
+                               f"{parts[1].replace('_', '-', 1)} ... --root {root} (the "
+                               "scenario names come from the split and seed).")
   return path
 
 
