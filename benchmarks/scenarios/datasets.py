@@ -64,7 +64,7 @@ def dataset_name(scenario: Scenario, kind: str) -> str:
 
 def _generation_config(embodiment: str, scale: str,
                        overrides: Optional[dict]) -> ml_collections.ConfigDict:
-  config = configs.get_config(f"{embodiment}/{'cpu' if scale == 'cpu' else scale}")
+  config = configs.get_config(f"{embodiment}/{scale}")
   catalog.apply_overrides(config, overrides or {})
   return config
 

@@ -184,7 +184,7 @@ def write_results(outcome, sizes, embodiment: str, output_dir: str, command: str
   os.makedirs(output_dir, exist_ok=True)
   atomic_write(os.path.join(output_dir, "RESULTS_cadm.md"), text)
   atomic_json(os.path.join(output_dir, "results_cadm.json"),
-              {**{k: v for k, v in outcome.items()}, "command": command,
+              {**outcome, "command": command,
                "revision": provenance.git_revision(), "preset": sizes.preset})
   return text
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, Protocol, Tuple
 
 import jax
+import ml_collections
 
 Params = Any
 
@@ -51,3 +52,15 @@ class WorldModel(Protocol):
   @classmethod
   def from_metadata(cls, meta: Dict[str, Any]) -> "WorldModel":
     ...
+
+
+def config_from_metadata(config: Dict[str, Any]) -> ml_collections.ConfigDict:
+  """A model config read back from an artifact's ``model.json``: JSON turned the config's
+  tuples (sizes) into lists, so lists become tuples again, at every depth."""
+
+  def tuples(value):
+    if isinstance(value, dict):
+      return {k: tuples(v) for k, v in value.items()}
+    return tuple(value) if isinstance(value, list) else value
+
+  return ml_collections.ConfigDict(tuples(config))

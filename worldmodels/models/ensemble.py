@@ -27,6 +27,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from worldmodels.models.base import config_from_metadata
 from worldmodels.models.rollouts import Rollout, rollout
 from worldmodels.rl.networks import get_activation
 
@@ -161,10 +162,8 @@ class Ensemble:
 
   @classmethod
   def from_metadata(cls, meta: Dict[str, Any]) -> "Ensemble":
-    # JSON turned the config's tuples into lists; configs hold sizes as tuples.
-    config = ml_collections.ConfigDict(
-        {k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()})
-    return cls(int(meta["state_dim"]), int(meta["action_dim"]), config)
+    return cls(int(meta["state_dim"]), int(meta["action_dim"]),
+               config_from_metadata(meta["config"]))
 
   def init(self, key: jax.Array) -> EnsembleModel:
     c = self.config

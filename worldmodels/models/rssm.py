@@ -45,6 +45,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from worldmodels.models.base import config_from_metadata
 from worldmodels.models.conv import ConvDecoder, ConvEncoder
 from worldmodels.rl.networks import MLP
 
@@ -406,14 +407,8 @@ class RSSM:
 
   @classmethod
   def from_metadata(cls, meta: Dict[str, Any]) -> "RSSM":
-    def tuples(value):
-      if isinstance(value, dict):
-        return {k: tuples(v) for k, v in value.items()}
-      return tuple(value) if isinstance(value, list) else value
-
     entries = tuple((k, tuple(shape), dtype) for k, shape, dtype in meta["observations"])
-    return cls(entries, int(meta["action_dim"]), ml_collections.ConfigDict(tuples(
-        meta["config"])))
+    return cls(entries, int(meta["action_dim"]), config_from_metadata(meta["config"]))
 
   def fits(self, spec, where: str) -> None:
     """Raises a ``ValueError`` naming ``where`` if ``spec`` lacks the model's observation

@@ -179,6 +179,14 @@ def _mean_metrics(metrics: Dict[str, jax.Array]) -> Dict[str, jax.Array]:
   return {k: jnp.mean(v, axis=0) for k, v in metrics.items()}
 
 
+def _skip_branch(refresh, agent_state):
+  """The ``lax.cond`` branch of a step without periodic work: the state unchanged, and zero
+  metrics of the shapes ``refresh`` returns."""
+  shapes = jax.eval_shape(refresh, agent_state)[1]
+  return lambda state: (state, jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype),
+                                                      shapes))
+
+
 def _periodic_means(outputs: Dict[str, Any]) -> Dict[str, jax.Array]:
   """A chunk's periodic metrics: means over the steps it was due (a seed axis stays), and the
   number of calls under ``_CALLS``; empty when the phase has no periodic work (the host drops
@@ -261,9 +269,7 @@ def make_offline_chunk(phase: Phase, seeded: bool = False, mesh: Optional[Mesh] 
     periodic = phase.periodic
     if periodic is not None:
       refresh = over_seeds(lambda state: periodic.update(state, frozen, arrays))
-      shapes = jax.eval_shape(refresh, agent_state)[1]
-      skip = lambda state: (state, jax.tree_util.tree_map(
-          lambda s: jnp.zeros(s.shape, s.dtype), shapes))
+      skip = _skip_branch(refresh, agent_state)
 
     def body(carry, step):
       state, key = carry
@@ -295,9 +301,7 @@ def _make_online_chunk(phase: Phase):
     replay = replay_lib.add_steps(replay, block, count)
     if periodic is not None:
       refresh = lambda state: periodic.update(state, frozen, replay)
-      shapes = jax.eval_shape(refresh, agent_state)[1]
-      skip = lambda state: (state, jax.tree_util.tree_map(
-          lambda s: jnp.zeros(s.shape, s.dtype), shapes))
+      skip = _skip_branch(refresh, agent_state)
 
     def body(carry, i):
       state, key = carry

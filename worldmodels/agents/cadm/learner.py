@@ -26,6 +26,11 @@ from worldmodels.training.agent import Phase
 _GROUP = "embodiment"  # the grouped sampler's one group
 
 
+def _windows(batch) -> SequenceBatch:
+  """The sampler's windows: its batch, or with several datasets the one group's rows."""
+  return batch[_GROUP][0] if isinstance(batch, dict) else batch
+
+
 @flax.struct.dataclass
 class CaDMTrainState:
   model: CaDMModel
@@ -104,9 +109,7 @@ class CaDMLearner:
              frozen: None = None) -> Tuple[CaDMTrainState, Dict[str, jax.Array]]:
     """One Adam step on the forward and backward losses of ``batch`` ``[B, K + 2]``."""
     del frozen
-    if isinstance(batch, dict):  # several datasets: the one group's rows
-      batch = batch[_GROUP][0]
-    rows = losses.split_window(batch, self.config.context_length, state.model.mean,
+    rows = losses.split_window(_windows(batch), self.config.context_length, state.model.mean,
                                state.model.std)
     (loss, metrics), grads = jax.value_and_grad(
         lambda p: self.model.loss(state.model.replace(params=p), rows), has_aux=True)(
@@ -133,9 +136,7 @@ class CaDMLearner:
 
     @jax.jit
     def evaluate(model, key):
-      batch = self.sampler(arrays, key)
-      batch = batch[_GROUP][0] if isinstance(batch, dict) else batch
-      rows = losses.split_window(batch, self.config.context_length,
+      rows = losses.split_window(_windows(self.sampler(arrays, key)), self.config.context_length,
                                  model.mean, model.std)
       loss, metrics = self.model.loss(model, rows)
       return {**metrics, "loss": loss}

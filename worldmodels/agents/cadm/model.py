@@ -25,6 +25,7 @@ import ml_collections
 
 from worldmodels.agents.cadm import losses
 from worldmodels.agents.cadm.networks import CaDMNetworks, context_features
+from worldmodels.models.base import config_from_metadata
 from worldmodels.models.ensemble import PENALTIES
 from worldmodels.models.rollouts import Rollout, rollout
 
@@ -68,9 +69,8 @@ class CaDM:
 
   @classmethod
   def from_metadata(cls, meta: Dict[str, Any]) -> "CaDM":
-    config = ml_collections.ConfigDict(
-        {k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()})
-    return cls(int(meta["state_dim"]), int(meta["action_dim"]), config)
+    return cls(int(meta["state_dim"]), int(meta["action_dim"]),
+               config_from_metadata(meta["config"]))
 
   def init(self, key: jax.Array, mean: Optional[jax.Array] = None,
            std: Optional[jax.Array] = None) -> CaDMModel:
