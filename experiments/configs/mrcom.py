@@ -4,7 +4,7 @@ Presets:
 
 * ``cpu``: what this project's 2-core CPU runs in under an hour: CaDM (``cadm.py:cpu``) on
   ``random`` and ``mixed`` datasets of 3 in-distribution scenarios (``benchmarks.scenarios``
-  at its ``cpu`` scale: 30,000-step behaviour SACs, 30,000 transitions per dataset), then 10,000
+  at its ``cpu`` scale: 30,000-step behaviour SACs, 30,000 transitions per dataset), then 30,000
   environment steps of adaptation per target scenario and seed (MrCoM: 100,000), rollouts of
   2,000 starts every 250 steps (MrCoM's table 6: 10,000 of horizon 5), 3 seeds.
 * ``paper``: MrCoM's appendix C.2 / table 6 sizes (100,000 adaptation steps, 10,000 rollouts of
@@ -39,7 +39,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
                   else adaptation_config.default_config())
   if preset == "cpu":
     a = c.adaptation
-    a.num_steps, a.random_steps, a.learning_starts = 10_000, 1_000, 1_000
+    a.num_steps, a.random_steps, a.learning_starts = 30_000, 1_000, 1_000
     a.rollout_batch_size = 2_000
   elif preset == "tiny":
     c.train_scenarios, c.seeds, c.eval_episodes, c.episode_length = 2, 2, 1, 20
