@@ -220,7 +220,7 @@ def test_catalog_names_resolve_and_list(generated, tmp_path):
   for bad, problem in (("vd4rl/walker_walk/great/state", "unknown kind 'great'"),
                        ("vd4rl/dog_walk/medium/state", "unknown task 'dog_walk'"),
                        ("vd4rl/walker_walk/medium/large", "observation 'large'"),
-                       ("d4rl/walker_walk/medium", "expected vd4rl/")):
+                       ("d5rl/walker_walk/medium", "expected vd4rl/")):
     with pytest.raises(ValueError, match=problem):
       catalog.parse_name(bad)
   asked = []

@@ -4,13 +4,14 @@ Usage::
 
   python -m benchmarks.datasets generate walker-walk[/cpu|/tiny] [--kinds random,medium]
       [--pixels 64,84] [--root DIR] [--set behaviour.num_steps=50000 ...]
+  python -m benchmarks.datasets generate halfcheetah/cpu --kinds random,mixed,medium,medexp
   python -m benchmarks.datasets stats PATH_OR_NAME [...]
   python -m benchmarks.datasets list [--root DIR] [--all]
   python -m benchmarks.datasets import {vd4rl-npz,vd4rl-hdf5,d4rl-hdf5} SOURCE DEST --task TASK
   python -m benchmarks.datasets render SOURCE DEST --size 84
   python -m benchmarks.datasets report --root DIR [--tasks walker-walk,cheetah-run]
 
-Names such as ``vd4rl/walker_walk/medium/64px`` are catalog names (``benchmarks.datasets.catalog``;
+Names such as ``vd4rl/walker_walk/medium/64px`` or ``d4rl/halfcheetah/medium`` are catalog names (``benchmarks.datasets.catalog``;
 root ``$WORLDMODELS_DATA`` or ``~/.worldmodels/datasets``).
 
 Exit status: 0 on success, 1 when a dataset or input is missing or bad (a one-paragraph message
@@ -70,7 +71,8 @@ def stats_command(args: argparse.Namespace) -> int:
   status = 0
   for target in args.paths:
     path = target
-    if not os.path.exists(target) and target.startswith(catalog.SUITE + "/"):
+    if not os.path.exists(target) and target.startswith((catalog.SUITE + "/",
+                                                         catalog.D4RL_SUITE + "/")):
       path = catalog.parse_name(target).path(args.root)
     try:
       metadata = read_metadata(path)
@@ -143,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
                   "10,000 frames, medium/expert selection, then the requested datasets; "
                   "a rerun resumes an interrupted one.")
   generate.add_argument("preset", help="<task>[/full|/cpu|/tiny], task one of walker-walk, "
-                        "cheetah-run, humanoid-walk, hopper-hop")
+                        "cheetah-run, humanoid-walk, hopper-hop (V-D4RL) or halfcheetah, "
+                        "walker2d, hopper, ant (D4RL-style, gymnasium v5)")
   generate.add_argument("--kinds", default="random,mixed,medium,expert,medexp",
                         help="comma-separated dataset kinds (default: all five)")
   generate.add_argument("--pixels", default="", help="also render pixels at these sizes, "

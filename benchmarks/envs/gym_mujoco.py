@@ -10,7 +10,10 @@ dm_control envs works unchanged:
   never terminates) gives discount 0, the time limit (``episode_length`` agent steps, 1000 by
   default as in Gym and D4RL) gives discount 1 (a truncation);
 * ``action_spec`` is a float32 ``BoundedArray`` and ``.model`` / ``.data`` are the raw MuJoCo
-  model and data, which ``benchmarks.shifts.shifted_env`` perturbs in place.
+  model and data, which ``benchmarks.shifts.shifted_env`` perturbs in place;
+* with ``record_physics=True`` observations also hold ``"physics"``: float32 ``[nq + nv]``, the
+  MuJoCo state ``(qpos, qvel)`` (what D4RL stores as ``infos/qpos`` and ``infos/qvel``), as
+  ``DMCEnv`` records ``physics.get_state()``.
 
 Action repeat defaults to 1 (the D4RL convention: the task's own ``frame_skip`` already makes
 one step 4 or 5 physics steps).
@@ -60,7 +63,8 @@ class GymMujocoEnv(dm_env.Environment):
   """
 
   def __init__(self, task_name: str, *, seed: int = 0, action_repeat: int = 1,
-               episode_length: int = _DEFAULT_EPISODE_LENGTH, **env_kwargs: Any):
+               episode_length: int = _DEFAULT_EPISODE_LENGTH, record_physics: bool = False,
+               **env_kwargs: Any):
     """Makes the task and seeds it with ``reset(seed=seed)`` (once; later resets continue
     the seeded random stream).
 
@@ -69,6 +73,7 @@ class GymMujocoEnv(dm_env.Environment):
       seed: seeds the initial-state noise.
       action_repeat: gymnasium steps per agent step.
       episode_length: agent steps per episode.
+      record_physics: add the ``"physics"`` observation (float32 ``[nq + nv]``: qpos, qvel).
       **env_kwargs: keyword arguments of the gymnasium env (e.g. ``terminate_when_unhealthy``).
 
     Raises:
@@ -91,8 +96,13 @@ class GymMujocoEnv(dm_env.Environment):
     self._action_spec = specs.BoundedArray(
         shape=space.shape, dtype=np.float32, minimum=np.asarray(space.low, np.float32),
         maximum=np.asarray(space.high, np.float32), name="action")
+    self._record_physics = record_physics
     self._observation_spec = {
         "state": specs.Array(self._env.observation_space.shape, np.float32, name="state")}
+    if record_physics:
+      model = self._env.model
+      self._observation_spec["physics"] = specs.Array((model.nq + model.nv,), np.float32,
+                                                      name="physics")
 
   @property
   def model(self) -> mujoco.MjModel:
@@ -146,9 +156,12 @@ class GymMujocoEnv(dm_env.Environment):
   def close(self) -> None:
     self._env.close()
 
-  @staticmethod
-  def _observation(observation: np.ndarray) -> dict[str, np.ndarray]:
-    return {"state": np.asarray(observation, np.float32)}
+  def _observation(self, observation: np.ndarray) -> dict[str, np.ndarray]:
+    out = {"state": np.asarray(observation, np.float32)}
+    if self._record_physics:
+      data = self._env.data
+      out["physics"] = np.concatenate([data.qpos, data.qvel]).astype(np.float32)
+    return out
 
 
 def make_gym_env_factory(task_name: str, **kwargs: Any) -> Callable[[int], GymMujocoEnv]:

@@ -1,5 +1,10 @@
 """The V-D4RL generation procedure (paper section 4.1, appendix A), rebuildable from a seed.
 
+The D4RL-style presets of the gymnasium tasks (``benchmarks.datasets.configs``) run the same
+stages with D4RL's conventions (action repeat 1, terminations, medium at a third of the
+expert's return); their cards list how each dataset differs from D4RL's
+(:func:`d4rl_differences`).
+
 Stages, each resumable (a rerun continues where an interrupted one stopped) and deterministic
 per seed:
 
@@ -49,7 +54,7 @@ from worldmodels.data.writer import write_dataset
 from worldmodels.io import Lock
 from worldmodels.provenance import git_revision
 
-from benchmarks.datasets.configs import DATASET_KINDS
+from benchmarks.datasets.configs import DATASET_KINDS, is_d4rl_task
 from benchmarks.datasets.vd4rl.behaviour import (GenerationError, _env_factory,
                                                  choose_medium_and_expert, select_policies,
                                                  train_behaviour)
@@ -77,6 +82,7 @@ __all__ = [
     "choose_medium_and_expert",
     "collect_rollouts",
     "concatenate_datasets",
+    "d4rl_differences",
     "dataset_card",
     "dataset_directory",
     "generated_dataset_directory",
@@ -134,6 +140,10 @@ def _build_state_dataset(config: ml_collections.ConfigDict, root: str, kind: str
           "action_repeat": config.action_repeat, "code_version": git_revision(),
           "stochastic_actions": bool(config.stochastic_actions),
           "generator": "benchmarks.datasets.vd4rl (V-D4RL section 4.1)"}
+  if is_d4rl_task(config.task):
+    card["generator"] = ("benchmarks.datasets.vd4rl with D4RL's conventions "
+                         "(benchmarks.datasets.configs, D4RL-style presets)")
+    card["differences_from_d4rl"] = d4rl_differences(config, kind)
   if config.get("scenario") is not None:
     card["scenario"] = config.scenario.to_dict()
   if kind == "random":
@@ -186,6 +196,39 @@ def _build_state_dataset(config: ml_collections.ConfigDict, root: str, kind: str
       action_repeat=config.action_repeat, seed=config.seed,
       extra={"card": card, "fingerprint": fingerprint},
       episodes_per_shard=config.episodes_per_shard))
+
+
+def d4rl_differences(config: ml_collections.ConfigDict, kind: str) -> str:
+  """How dataset ``kind`` of a D4RL-style config differs from D4RL's (Fu et al., 2020) dataset
+  of the same name: the dataset card's "Differences from D4RL"."""
+  notes = [f"gymnasium {config.task} (MuJoCo {_mujoco_version()}) instead of gym's v2 tasks on "
+           "mujoco-py"]
+  sizes = {"mixed": None, "medexp": config.sizes.medium + config.sizes.expert}
+  size = sizes.get(kind, config.sizes.get(kind))
+  if size is not None and size != 1_000_000 * (2 if kind == "medexp" else 1):
+    notes.append(f"{size:,} transitions instead of D4RL's "
+                 f"{2_000_000 if kind == 'medexp' else 1_000_000:,}")
+  if kind == "random":
+    notes.append("uniform random actions (D4RL rolls out a randomly initialised policy)")
+  if kind != "random":
+    notes.append(f"behaviour SAC of this project ({config.behaviour.num_steps:,} environment "
+                 "steps, snapshots every "
+                 f"{config.behaviour.snapshot_every_frames // config.action_repeat:,} steps); "
+                 "its expert is the last snapshot, not D4RL's policy")
+  if kind in ("medium", "mixed", "medexp"):
+    rule = ("the first snapshot whose evaluated return reaches "
+            f"{config.behaviour.medium_fraction_of_expert:.3g} of the expert's"
+            if config.behaviour.medium_threshold is None else
+            f"the first snapshot above {config.behaviour.medium_threshold:g}")
+    notes.append(f"medium policy: {rule}")
+  if kind == "mixed":
+    notes.append("D4RL's medium-replay: every episode of the replay up to the medium snapshot")
+  return "; ".join(notes) + "."
+
+
+def _mujoco_version() -> str:
+  import mujoco  # pylint: disable=import-outside-toplevel
+  return mujoco.__version__
 
 
 def generate(config: ml_collections.ConfigDict, root: str, kinds=DATASET_KINDS,

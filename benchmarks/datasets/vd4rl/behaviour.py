@@ -8,7 +8,7 @@ from typing import List
 
 import ml_collections
 
-from benchmarks.envs import env_spec, make_env_factory
+from benchmarks.envs import env_spec, make_env_factory, make_gym_env_factory
 from worldmodels.io import atomic_text
 from worldmodels import provenance
 from worldmodels.agents import make_agent
@@ -18,6 +18,7 @@ from worldmodels.data.writer import write_dataset
 from worldmodels.training.logging import read_jsonl
 from worldmodels.training.loop import LoopConfig, train
 
+from benchmarks.datasets.configs import is_d4rl_task
 from benchmarks.datasets.vd4rl.card import (_is_complete, _write_atomically,
                                             generation_fingerprint)
 from benchmarks.datasets.vd4rl.paths import (BEHAVIOUR_DIR, SELECTION_FILE, TRAINING_REPLAY,
@@ -29,10 +30,13 @@ class GenerationError(RuntimeError):
 
 
 def _env_factory(config: ml_collections.ConfigDict, **kwargs):
-  """``seed -> env`` of the generation: the DMC task, or its ``config.scenario`` (MrCoM's torso
-  scaling, target-speed reward and observation function; ``benchmarks.scenarios``)."""
+  """``seed -> env`` of the generation: the DMC task, its ``config.scenario`` (MrCoM's torso
+  scaling, target-speed reward and observation function; ``benchmarks.scenarios``), or the
+  gymnasium task of a D4RL-style preset."""
   settings = dict(action_repeat=config.action_repeat, episode_length=config.episode_length,
                   record_physics=True, **kwargs)
+  if is_d4rl_task(config.task):
+    return make_gym_env_factory(config.task, **settings)
   scenario = config.get("scenario")
   if scenario is None:
     return make_env_factory(config.task, **settings)
@@ -126,12 +130,20 @@ def select_policies(config: ml_collections.ConfigDict, root: str) -> dict:
     raise GenerationError(f"no behaviour evaluations at {eval_path}; train the behaviour "
                           "policy first (generate runs it).")
   rows = _latest_rows(read_jsonl(eval_path))
-  selection = choose_medium_and_expert(rows, config.behaviour.medium_threshold,
-                                       config.action_repeat, workdir)
-  selection["rule"] = (
-      f"medium: first snapshot whose mean return over {config.behaviour.selection_episodes} "
-      f"deterministic evaluation episodes exceeds {config.behaviour.medium_threshold:g}; "
-      "expert: the last snapshot of the run")
+  fraction = config.behaviour.get("medium_fraction_of_expert")
+  threshold = config.behaviour.medium_threshold
+  selection = choose_medium_and_expert(rows, threshold, config.action_repeat, workdir,
+                                       fraction_of_expert=fraction)
+  episodes = config.behaviour.selection_episodes
+  if threshold is None:
+    selection["rule"] = (
+        f"medium: first snapshot whose mean return over {episodes} deterministic evaluation "
+        f"episodes reaches {fraction:.3g} of the expert's ({selection['threshold']:.1f}, "
+        "D4RL); expert: the last snapshot of the run")
+  else:
+    selection["rule"] = (
+        f"medium: first snapshot whose mean return over {episodes} deterministic evaluation "
+        f"episodes exceeds {threshold:g}; expert: the last snapshot of the run")
   with atomic_text(os.path.join(workdir, SELECTION_FILE)) as f:
     json.dump(selection, f, indent=2)
   return selection
@@ -143,29 +155,46 @@ def _latest_rows(rows: List[dict]) -> List[dict]:
   return [by_step[step] for step in sorted(by_step)]
 
 
-def choose_medium_and_expert(evaluations: List[dict], threshold: float, action_repeat: int,
-                             source: str = "the behaviour run") -> dict:
-  """The V-D4RL selection rule on snapshot evaluations.
+def choose_medium_and_expert(evaluations: List[dict], threshold: float | None,
+                             action_repeat: int, source: str = "the behaviour run", *,
+                             fraction_of_expert: float | None = None) -> dict:
+  """The V-D4RL (or D4RL) selection rule on snapshot evaluations.
 
   Args:
     evaluations: rows with ``step``, ``return_mean``, ``return_std`` in step order.
-    threshold: medium = the first row with ``return_mean > threshold``.
+    threshold: medium = the first row with ``return_mean > threshold`` (V-D4RL); None: the
+      first row with ``return_mean >= fraction_of_expert x`` the expert's (D4RL's medium, a
+      third of the expert).
     action_repeat: to report frames.
     source: named in errors.
+    fraction_of_expert: used when ``threshold`` is None.
 
   Returns:
-    ``{"medium": row, "expert": row, "evaluations": [...]}`` (rows reduced to step, frames,
-    return_mean, return_std).
+    ``{"medium": row, "expert": row, "threshold": float, "evaluations": [...]}`` (rows reduced
+    to step, frames, return_mean, return_std).
 
   Raises:
-    GenerationError: no evaluations, or none above the threshold.
+    GenerationError: no evaluations, none above the threshold, or (fraction rule) an expert
+      whose return is not positive.
   """
   if not evaluations:
     raise GenerationError(f"{source} has no snapshot evaluations.")
   table = [{"step": int(r["step"]), "frames": int(r["step"]) * action_repeat,
             "return_mean": float(r["return_mean"]), "return_std": float(r["return_std"])}
            for r in evaluations]
-  above = [row for row in table if row["return_mean"] > threshold]
+  expert = table[-1]
+  if threshold is None:
+    if fraction_of_expert is None:
+      raise ValueError("choose_medium_and_expert needs a threshold or a fraction_of_expert.")
+    if expert["return_mean"] <= 0:
+      raise GenerationError(
+          f"the expert of {source} (step {expert['step']}) returns {expert['return_mean']:.1f};"
+          f" a medium at {fraction_of_expert:.3g} of it needs a positive expert return. Train "
+          "longer (behaviour.num_steps) or set behaviour.medium_threshold.")
+    threshold = fraction_of_expert * expert["return_mean"]
+    above = [row for row in table if row["return_mean"] >= threshold]
+  else:
+    above = [row for row in table if row["return_mean"] > threshold]
   if not above:
     best = max(table, key=lambda row: row["return_mean"])
     raise GenerationError(
@@ -174,4 +203,5 @@ def choose_medium_and_expert(evaluations: List[dict], threshold: float, action_r
         "(behaviour.num_steps) or lower behaviour.medium_threshold, e.g. python -m "
         "benchmarks.datasets generate ... --set behaviour.medium_threshold=300 (the trained "
         "behaviour run is reused).")
-  return {"medium": above[0], "expert": table[-1], "evaluations": table}
+  return {"medium": above[0], "expert": expert, "threshold": float(threshold),
+          "evaluations": table}

@@ -28,7 +28,8 @@ def generation_fingerprint(config: ml_collections.ConfigDict, kind: str) -> dict
     return {"kind": kind, **common, "size": c["sizes"]["random"]}
   learned = {**common, "sac": c["sac"], "behaviour": c["behaviour"]}
   if kind == "training_replay":  # the selection threshold decides datasets, not the run
-    behaviour = {k: v for k, v in c["behaviour"].items() if k != "medium_threshold"}
+    behaviour = {k: v for k, v in c["behaviour"].items()
+                 if k not in ("medium_threshold", "medium_fraction_of_expert")}
     return {"kind": kind, **learned, "behaviour": behaviour}
   sizes = {"mixed": ["mixed"], "medexp": ["medium", "expert"]}.get(kind, [kind])
   out = {"kind": kind, **learned, "sizes": {k: c["sizes"][k] for k in sizes}}
@@ -105,6 +106,8 @@ def dataset_card(metadata: dict) -> str:
                                f"{sc['observation']} (MrCoM, benchmarks.scenarios)"))
   if "selection_rule" in card:
     fields.append(("Selection rule", card["selection_rule"]))
+  if "differences_from_d4rl" in card:
+    fields.append(("Differences from D4RL", card["differences_from_d4rl"]))
   if "rendered_from" in card:
     fields.append(("Pixels", f"{card['image_size']}x{card['image_size']} RGB, camera "
                              f"{card['camera_id']}, rendered from {card['rendered_from']}"))

@@ -1,5 +1,8 @@
 """The V-D4RL directory layout: where each task's behaviour run and datasets live.
 
+The D4RL-style datasets of the gymnasium tasks (``benchmarks.datasets.configs.D4RL_TASKS``)
+live under ``<root>/d4rl/<name>/`` (``<name>`` e.g. ``halfcheetah``), with the same layout.
+
 A generation config with a ``scenario`` (MrCoM's scenarios, ``benchmarks.scenarios.datasets``)
 lives under ``<root>/mrcom/<domain>_<task>/<scenario name>/`` instead, with the same layout
 below it.
@@ -11,6 +14,8 @@ import os
 
 import ml_collections
 
+from benchmarks.datasets.configs import D4RL_SUITE_NAMES, is_d4rl_task
+
 BEHAVIOUR_DIR = "behaviour"
 TRAINING_REPLAY = "training_replay"
 SELECTION_FILE = "selection.json"
@@ -19,7 +24,10 @@ PARTIAL_SUFFIX = ".partial"
 
 
 def task_directory(root: str, task: str) -> str:
-  """``<root>/vd4rl/<domain>_<task>`` (V-D4RL names tasks with an underscore)."""
+  """``<root>/vd4rl/<domain>_<task>`` (V-D4RL names tasks with an underscore), or
+  ``<root>/d4rl/<name>`` for a gymnasium task (``HalfCheetah-v5`` -> ``d4rl/halfcheetah``)."""
+  if is_d4rl_task(task):
+    return os.path.join(root, "d4rl", D4RL_SUITE_NAMES[task])
   return os.path.join(root, "vd4rl", task.replace("-", "_"))
 
 
