@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from benchmarks.datasets import catalog, configs, vd4rl
+from benchmarks.datasets import catalog, configs, report, vd4rl
 from benchmarks.envs import GymMujocoEnv
 from worldmodels.data import load_dataset, read_metadata
 
@@ -105,3 +105,17 @@ def test_catalog_names_of_the_d4rl_datasets(generated):
                        ("d4rl/halfcheetah/medium/state", "expected d4rl/<name>/<kind>")):
     with pytest.raises(ValueError, match=message):
       catalog.parse_name(bad)
+
+
+def test_report_puts_the_datasets_on_d4rls_normalised_scale(generated, tmp_path):
+  root, _, paths = generated
+  assert report.d4rl_normalised_score(TASK, -280.178953) == pytest.approx(0.0)
+  assert report.d4rl_normalised_score(TASK, 12135.0) == pytest.approx(100.0)
+  output = str(tmp_path / "RESULTS_d4rl.md")
+  text = report.write_report(root, ["halfcheetah"], output, "python -m benchmarks.datasets report")
+  assert text.startswith("# D4RL-style datasets") and "## halfcheetah (HalfCheetah-v5)" in text
+  mean = read_metadata(paths["random"]["state"])["statistics"]["return_mean"]
+  assert f"random {report.d4rl_normalised_score(TASK, mean):.1f}" in text
+  assert "expert 12135.0" in text and open(output).read() == text
+  with pytest.raises(ValueError, match="separate files"):
+    report.write_report(root, ["halfcheetah", "walker-walk"], output, "report")

@@ -10,6 +10,7 @@ Usage::
   python -m benchmarks.datasets import {vd4rl-npz,vd4rl-hdf5,d4rl-hdf5} SOURCE DEST --task TASK
   python -m benchmarks.datasets render SOURCE DEST --size 84
   python -m benchmarks.datasets report --root DIR [--tasks walker-walk,cheetah-run]
+  python -m benchmarks.datasets report --root DIR --tasks halfcheetah --output RESULTS_d4rl.md
 
 Names such as ``vd4rl/walker_walk/medium/64px`` or ``d4rl/halfcheetah/medium`` are catalog names (``benchmarks.datasets.catalog``;
 root ``$WORLDMODELS_DATA`` or ``~/.worldmodels/datasets``).
@@ -189,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
   reporting = commands.add_parser(
       "report", help="write RESULTS.md: behaviour policies and statistics vs the paper")
   reporting.add_argument("--root", default=None, help="catalog root")
-  reporting.add_argument("--tasks", default="walker-walk,cheetah-run")
+  reporting.add_argument("--tasks", default="walker-walk,cheetah-run",
+                         help="V-D4RL tasks, or D4RL-style ones (halfcheetah,...) with --output")
   reporting.add_argument("--output", default=os.path.join(os.path.dirname(
       os.path.abspath(__file__)), "RESULTS.md"))
   reporting.set_defaults(run=report_command)

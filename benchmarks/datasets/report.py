@@ -1,11 +1,13 @@
-"""``RESULTS.md`` of generated V-D4RL datasets: behaviour policies, statistics, the paper's table.
+"""``RESULTS.md`` of generated datasets: behaviour policies, statistics, the papers' numbers.
 
 ``python -m benchmarks.datasets report --root DIR [--tasks walker-walk,cheetah-run]
 [--output benchmarks/datasets/RESULTS.md]`` reads every built state dataset and the behaviour
 runs' ``selection.json`` under the catalog root and writes, per task, the medium and expert
 snapshots with their evaluated returns, the snapshot evaluation curve, and the statistics table
-of each dataset next to the V-D4RL paper's appendix A row. Everything after a ``## Reading``
-heading in an existing output file (the hand-written interpretation) is kept.
+of each dataset next to the V-D4RL paper's appendix A row. D4RL-style tasks (``--tasks
+halfcheetah``) get D4RL's reference returns instead, and each dataset's mean return on D4RL's
+normalised scale. Everything after a ``## Reading`` heading in an existing output file (the
+hand-written interpretation) is kept.
 """
 
 from __future__ import annotations
@@ -38,12 +40,28 @@ PAPER_APPENDIX_A = {
     ("humanoid-walk", "medexp"): ("200K", 715.9, 146.1, 526.5, 572.9, 620.6, 877.4, 889.8),
     ("humanoid-walk", "expert"): ("100K", 858.1, 42.4, 631.8, 846.4, 877.6, 885.5, 889.8),
 }
+# D4RL's reference returns of a random and an expert policy (Fu et al., 2020; the d4rl
+# package's REF_MIN_SCORE / REF_MAX_SCORE), which define its normalised score.
+D4RL_REFERENCE_RETURNS = {
+    "HalfCheetah-v5": (-280.178953, 12135.0),
+    "Walker2d-v5": (1.629008, 4592.3),
+    "Hopper-v5": (-20.272305, 3234.3),
+    "Ant-v5": (-325.6, 3879.7),
+}
 _STATS = ("mean", "std", "min", "p25", "median", "p75", "max")
+
+
+def d4rl_normalised_score(task: str, episode_return: float) -> float:
+  """100 x (return - random) / (expert - random) with D4RL's reference returns of ``task``
+  (a gymnasium id, e.g. "HalfCheetah-v5")."""
+  random_return, expert_return = D4RL_REFERENCE_RETURNS[task]
+  return 100.0 * (episode_return - random_return) / (expert_return - random_return)
 READING_HEADING = "## Reading"
 
 
 def _task_section(root: str, task: str) -> list[str]:
-  lines = [f"## {task}", ""]
+  d4rl = configs.is_d4rl_task(task)
+  lines = [f"## {configs.preset_name(task)} ({task})" if d4rl else f"## {task}", ""]
   behaviour = os.path.join(vd4rl.task_directory(root, task), vd4rl.BEHAVIOUR_DIR)
   selection_path = os.path.join(behaviour, vd4rl.SELECTION_FILE)
   if os.path.exists(selection_path):
@@ -65,6 +83,7 @@ def _task_section(root: str, task: str) -> list[str]:
   lines += ["| Dataset | Source | Timesteps | Episodes | Mean | Std | Min | P25 | Median | P75 "
             "| Max |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
             "---: |"]
+  normalised = []
   for kind in configs.DATASET_KINDS:
     path = vd4rl.dataset_directory(root, task, kind)
     if os.path.isfile(os.path.join(path, "metadata.json")):
@@ -72,10 +91,17 @@ def _task_section(root: str, task: str) -> list[str]:
       s = metadata["statistics"]
       values = " | ".join(f"{s['return_' + name]:.1f}" for name in _STATS)
       lines.append(f"| {kind} | ours | {s['timesteps']:,} | {s['episodes']:,} | {values} |")
+      if d4rl:
+        normalised.append(f"{kind} {d4rl_normalised_score(task, s['return_mean']):.1f}")
     paper = PAPER_APPENDIX_A.get((task, kind))
     if paper:
       values = " | ".join(f"{value:.1f}" for value in paper[1:])
       lines.append(f"| {kind} | paper | {paper[0]} | - | {values} |")
+  if d4rl:
+    random_return, expert_return = D4RL_REFERENCE_RETURNS[task]
+    lines += ["", f"D4RL's reference returns: random {random_return:.1f}, expert "
+              f"{expert_return:.1f} (normalised 0 and 100). Our mean returns on that scale: "
+              + (", ".join(normalised) or "no dataset built") + "."]
   return lines + [""]
 
 
@@ -87,10 +113,22 @@ def write_report(root: str, tasks: Sequence[str], output: str, command: str) -> 
       previous = f.read()
     if READING_HEADING in previous:
       reading = previous[previous.index(READING_HEADING):]
-  lines = ["# V-D4RL datasets generated on this machine", "",
-           f"Command: `{command}`; git revision `{git_revision()}`; catalog root `{root}`. "
-           "Returns are undiscounted sums over 1000-frame episodes (500 agent steps, action "
-           "repeat 2). 'paper' rows: V-D4RL appendix A (Lu et al., TMLR 2023).", ""]
+  tasks = [configs.D4RL_TASKS.get(task, task) for task in tasks]
+  families = {configs.is_d4rl_task(task) for task in tasks}
+  if len(families) > 1:
+    raise ValueError(f"--tasks {','.join(tasks)}: report V-D4RL and D4RL-style tasks into "
+                     "separate files (--output).")
+  if families == {True}:
+    lines = ["# D4RL-style datasets generated on this machine", "",
+             f"Command: `{command}`; git revision `{git_revision()}`; catalog root `{root}`. "
+             "Returns are undiscounted sums over episodes of up to 1000 steps (action repeat "
+             "1; Hopper, Walker2d and Ant end early on unhealthy states). Every card lists how "
+             "its dataset differs from D4RL's.", ""]
+  else:
+    lines = ["# V-D4RL datasets generated on this machine", "",
+             f"Command: `{command}`; git revision `{git_revision()}`; catalog root `{root}`. "
+             "Returns are undiscounted sums over 1000-frame episodes (500 agent steps, action "
+             "repeat 2). 'paper' rows: V-D4RL appendix A (Lu et al., TMLR 2023).", ""]
   for task in tasks:
     lines += _task_section(root, task)
   text = "\n".join(lines) + ("\n" + reading if reading else "")
