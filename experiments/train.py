@@ -45,9 +45,9 @@ def env_factory_from_config(config: ml_collections.ConfigDict, task: str):
   """Single-frame environments of ``task`` with ``config.env``'s settings (frame stacks are
   the agent's: its spec); gymnasium MuJoCo tasks (``GYM_TASKS``) or dm_control ones."""
   e = config.env
-  if task in GYM_TASKS:
-    return make_gym_env_factory(task, action_repeat=e.action_repeat,
-                                episode_length=e.episode_length)
+  if task in GYM_TASKS:  # episode_length None: the gymnasium tasks' 1000 steps
+    length = {} if e.episode_length is None else {"episode_length": e.episode_length}
+    return make_gym_env_factory(task, action_repeat=e.action_repeat, **length)
   return make_env_factory(task, obs_type=e.obs_type, action_repeat=e.action_repeat,
                           image_size=e.image_size, episode_length=e.episode_length)
 

@@ -20,7 +20,7 @@ from absl import flags
 import numpy as np
 
 from benchmarks.datasets import catalog
-from benchmarks.envs import make_env_factory
+from benchmarks.envs import GYM_TASKS, make_env_factory, make_gym_env_factory
 from benchmarks.protocols.zero_shot import (GridResult, evaluate_grid, merge_seeds,
                                             overview_figure, shared_scale)
 from benchmarks.shifts import (CHEETAH_GRID_FACTORS, WALKER_GRID_FACTORS, grid,
@@ -170,7 +170,8 @@ class CommonFlags:
   def grid_factors(self) -> List[float]:
     factors = self.config().factors
     if factors is None:  # the paper's grid of the task
-      return list(CHEETAH_GRID_FACTORS if self.task.value.startswith(("cheetah", "halfcheetah"))
+      return list(CHEETAH_GRID_FACTORS if self.task.value.lower().startswith(("cheetah",
+                                                                             "halfcheetah"))
                   else WALKER_GRID_FACTORS)
     return [float(f) for f in factors]
 
@@ -193,6 +194,10 @@ class CommonFlags:
     else:
       dataset = ensure_dataset(self.task.value, sizes, self.workdir.value)
     source = load_source(dataset)
+    recorded_task = source.metadata().get("task")
+    if recorded_task is not None and recorded_task != self.task.value:
+      raise ConfigError(f"--dataset={self.dataset.value} was recorded on {recorded_task}, but "
+                        f"--task is {self.task.value}: pass --task={recorded_task}.")
     model = ensure_model(dataset, self.workdir.value, sizes, source)
     return Prepared(sizes, dataset, model, source)
 
@@ -313,6 +318,14 @@ def stage_config(run: AgentRun, seed: int, task: str, inputs: Prepared, workdir:
   return c
 
 
+def run_workdir(run: AgentRun, sizes, workdir: str) -> str:
+  """Where ``run`` trains: ``<stage>-seeds0-<k>`` for several vmapped seeds, else
+  ``<stage>-seed0``."""
+  seeds = sizes.seeds
+  return os.path.join(workdir, f"{run.stage}-seeds0-{seeds - 1}" if seeds > 1
+                      else f"{run.stage}-seed0")
+
+
 def trained_agents(run: AgentRun, task: str, inputs: Prepared, workdir: str):
   """Trains the seeds ``0 .. sizes.seeds - 1`` of ``run`` (or restores the finished run from
   the workdir): several seeds as one vmapped run (``--config.num_seeds``, workdir
@@ -325,7 +338,7 @@ def trained_agents(run: AgentRun, task: str, inputs: Prepared, workdir: str):
   c = stage_config(run, 0, task, inputs, workdir)
   if seeds > 1:
     c.num_seeds = seeds
-    c.workdir = os.path.join(workdir, f"{run.stage}-seeds0-{seeds - 1}")
+  c.workdir = run_workdir(run, inputs.sizes, workdir)
   print(f"== {run.stage} " + (f"seeds 0-{seeds - 1}, vmapped" if seeds > 1 else "seed 0")
         + f": {run.steps} updates", flush=True)
   _, agent, result = train_launcher.run_with_agent(c, inputs.source)
@@ -337,6 +350,26 @@ def _linear_r2(carry) -> Optional[float]:
   return carry.linear.r2() if hasattr(carry, "linear") and carry.step > 2 else None
 
 
+def evaluation_env_factory(task: str, episode_length: Optional[int],
+                           action_repeat: Optional[int] = None):
+  """``seed -> env`` of ``task`` (a gymnasium ``GYM_TASKS`` id or a dm_control task) that also
+  observes its physics state, for policies that consult the simulator (the oracle context); the
+  agents read only their observation key.
+
+  Args:
+    episode_length: agent steps (None: the suite's, 1000 for gymnasium, 500 for dm_control).
+    action_repeat: the dataset's (None: 1 for gymnasium, 2 for dm_control).
+  """
+  settings = {"record_physics": True}
+  if episode_length is not None:
+    settings["episode_length"] = episode_length
+  if action_repeat is not None:
+    settings["action_repeat"] = action_repeat
+  if task in GYM_TASKS:
+    return make_gym_env_factory(task, **settings)
+  return make_env_factory(task, **settings)
+
+
 def run_agents(task: str, inputs: Prepared, workdir: str, runs: Sequence[AgentRun],
                factors: Sequence[float] = (), settings: Optional[Sequence[Any]] = None,
                tag: str = "grid"):
@@ -344,7 +377,8 @@ def run_agents(task: str, inputs: Prepared, workdir: str, runs: Sequence[AgentRu
 
   Args:
     factors: mass x damping factors of the grid (used when ``settings`` is None).
-    settings: the perturbations to evaluate on (any list, e.g. crippled actuators).
+    settings: the perturbations to evaluate on (any list, e.g. crippled actuators); empty
+      (with no ``factors``): the unshifted evaluation only.
     tag: names the cached per-seed evaluations (``<tag>-<row>-<digest>.json`` in each run's
       workdir; the digest covers the trained run, the settings and the episodes).
 
@@ -355,9 +389,8 @@ def run_agents(task: str, inputs: Prepared, workdir: str, runs: Sequence[AgentRu
   """
   sizes = inputs.sizes
   settings = grid(factors, factors) if settings is None else list(settings)
-  # Physics states in the observations, for policies that consult the simulator (the oracle
-  # context); the agents read only their observation key.
-  base_factory = make_env_factory(task, episode_length=sizes.episode_length, record_physics=True)
+  base_factory = evaluation_env_factory(task, sizes.episode_length,
+                                        inputs.source.metadata().get("action_repeat"))
   factory_for = lambda setting: make_shifted_env_factory(base_factory, setting)
   unshifted: Dict[str, List[float]] = {}
   seed_grids: Dict[str, List[GridResult]] = {}
@@ -384,6 +417,8 @@ def run_agents(task: str, inputs: Prepared, workdir: str, runs: Sequence[AgentRu
                                                 sizes.eval_episodes, seed=10_000 + 1000 * seed,
                                                 on_episode=keep_r2))
         unshifted.setdefault(row, []).append(float(default.returns.mean()))
+        if not settings:
+          continue
         seed_grid = _cached(os.path.join(c.workdir, name(tag, [s.name for s in settings],
                                                          sizes.grid_episodes)),
                             lambda: evaluate_grid(policy, state, factory_for, settings,

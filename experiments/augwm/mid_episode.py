@@ -20,7 +20,6 @@ import time
 from absl import flags
 import numpy as np
 
-from benchmarks.envs import make_env_factory
 from benchmarks.protocols.zero_shot import episode_rewards, save_figure
 from benchmarks.shifts import MidEpisodeSwitch, grid, make_shifted_env_factory
 from experiments import cli
@@ -86,7 +85,8 @@ def main(argv, common: zero_shot.CommonFlags, length_flag, switch_flag, window_f
   switch = switch_flag.value or length // 3
   setting = switch_setting(switch)
   factory = make_shifted_env_factory(
-      make_env_factory(common.task.value, episode_length=length, record_physics=True), setting)
+      zero_shot.evaluation_env_factory(common.task.value, length,
+                                       inputs.source.metadata().get("action_repeat")), setting)
   traces: dict = {}
   for run in runs:
     agent, states, c = zero_shot.trained_agents(run, common.task.value, inputs,
