@@ -20,7 +20,8 @@ from absl import flags
 import numpy as np
 
 from benchmarks.datasets import catalog
-from benchmarks.envs import GYM_TASKS, make_env_factory, make_gym_env_factory
+from benchmarks.envs import (DEFAULT_EPISODE_LENGTH, GYM_TASKS, SUITE_EPISODE_FRAMES,
+                             make_env_factory, make_gym_env_factory)
 from benchmarks.protocols.zero_shot import (GridResult, evaluate_grid, merge_seeds,
                                             overview_figure, shared_scale)
 from benchmarks.shifts import (CHEETAH_GRID_FACTORS, WALKER_GRID_FACTORS, grid,
@@ -76,7 +77,9 @@ _SIZE_FLAGS = (
      "Env steps of the behaviour SAC whose replay is the dataset."),
     ("model_max_epochs", "integer", ("model_max_epochs",),
      "Cap on ensemble epochs (early stopping may end it sooner)."),
-    ("steps", "integer", ("mopo_steps", "augwm_steps"), "MOPO and AugWM updates per seed."),
+    ("steps", "integer", ("mopo_steps",), "MOPO updates per seed (AugWM's follow at the "
+     "preset's augwm_budget_ratio: 2.25 x, the paper's, unless --augwm_steps)."),
+    ("augwm_steps", "integer", ("augwm_steps",), "AugWM updates per seed."),
     ("td3bc_steps", "integer", ("td3bc_steps",), "TD3+BC updates per seed."),
     ("bc_steps", "integer", ("bc_steps",), "BC updates per seed."),
     ("rollout_batch", "integer", ("rollout_batch",), "Model rollout starts."),
@@ -217,6 +220,12 @@ class Prepared:
   dataset: str
   model: str
   source: DataSource
+
+  def episode_steps(self, task: str) -> int:
+    """Agent steps of an evaluation episode of ``task`` at these sizes and the dataset's
+    action repeat."""
+    return episode_steps(task, self.sizes.episode_length,
+                         self.source.metadata().get("action_repeat"))
 
 
 def load_source(dataset: str) -> DataSource:
@@ -368,6 +377,17 @@ def evaluation_env_factory(task: str, episode_length: Optional[int],
   if task in GYM_TASKS:
     return make_gym_env_factory(task, **settings)
   return make_env_factory(task, **settings)
+
+
+def episode_steps(task: str, episode_length: Optional[int],
+                  action_repeat: Optional[int] = None) -> int:
+  """Agent steps of an evaluation episode of ``task``: ``episode_length`` when set, else the
+  suite's (gymnasium: 1000; dm_control: 1000 frames at the action repeat, 2 when None)."""
+  if episode_length is not None:
+    return episode_length
+  if task in GYM_TASKS:
+    return DEFAULT_EPISODE_LENGTH
+  return SUITE_EPISODE_FRAMES // (action_repeat or 2)
 
 
 def run_agents(task: str, inputs: Prepared, workdir: str, runs: Sequence[AgentRun],

@@ -55,6 +55,41 @@ def test_linear_model_recovers_a_planted_scale():
   assert linear.r2() > 0.99
 
 
+def test_linear_r2_scores_only_determined_fits_and_the_action_features_help_when_they_matter():
+  """R^2 counts a pair only once the fit predicting it has seen as many pairs as features; a
+  delta that depends on the action is fitted by [s, a, 1] and not by [s, 1]."""
+  rng = np.random.default_rng(1)
+  m, b = rng.normal(size=(S, S)) * 0.3, rng.normal(size=(A, S))
+  state_only = OnlineLinearModel.empty(S, ridge=1e-6)
+  with_action = OnlineLinearModel.empty(S, ridge=1e-6, action_dim=A)
+  assert (state_only.num_features, with_action.num_features) == (S + 1, S + A + 1)
+  for step in range(200):
+    s, a = rng.normal(size=S), rng.uniform(-1, 1, A)
+    delta = s @ m + a @ b
+    state_only = state_only.update(s, delta)
+    with_action = with_action.update(s, delta, a)
+    if step == S:  # S + 1 pairs seen, none scored: the fit was under-determined before
+      assert len(state_only.targets) == 0 and np.isnan(state_only.r2())
+  assert len(state_only.targets) == 200 - (S + 1)
+  assert len(with_action.targets) == 200 - (S + A + 1)
+  assert with_action.r2() > 0.999 and state_only.r2() < 0.9
+  with pytest.raises(ValueError, match="give the action"):
+    with_action.update(np.zeros(S), np.zeros(S))
+
+
+def test_k_is_a_fraction_of_the_episode_unless_set():
+  c = augwm_config.default_config()
+  assert augwm_config.adapt_after(c, 1000) == 300  # the paper's k for 1000-step episodes
+  assert augwm_config.adapt_after(c, 500) == 150  # dm_control at action repeat 2
+  with pytest.raises(ValueError, match="episode length"):
+    augwm_config.adapt_after(c, None)
+  c.adapt_after = 42
+  assert augwm_config.adapt_after(c, None) == 42 == augwm_config.adapt_after(c, 1000)
+  c.linear_features = "state_and_more"
+  with pytest.raises(ValueError, match="linear_features"):
+    augwm_config.adapt_after(c, 1000)
+
+
 def test_context_clipping_and_guarded_division():
   z = learned_context(np.array([2.0, 0.1, 1.0, 5.0]), np.array([1.0, 1.0, 1e-6, -1.0]),
                       0.93, 1.07, 1e-3)
@@ -118,6 +153,19 @@ def test_learner_trains_and_policy_switches_at_k(tmp_path):
   assert carry.linear.count == 29 and np.isfinite(policy.episode_r2(carry))
   fresh = policy.policy_init(jax.random.PRNGKey(1))  # a new episode starts from nothing
   assert fresh.linear.count == 0 and fresh.contexts == () and fresh.step == 0
+  # The [s, a, 1] model is fed the actions taken, and k can come from the episode length.
+  config.linear_features, config.adapt_after = "state_action", None
+  with pytest.raises(ValueError, match="episode length"):
+    AugWMPolicy(agent, mode="learned")
+  policy = AugWMPolicy(agent, mode="learned", episode_length=40)
+  assert policy.adapt_after == 12
+  carry = policy.policy_init(jax.random.PRNGKey(0))
+  for _ in range(30):
+    action, carry = _act(policy, result.state, carry, {"state": state})
+    state = (state + 0.1 * state + 0.05 * np.pad(action, (0, S - A))).astype(np.float32)
+  assert carry.linear.action_dim == A and carry.linear.count == 29
+  np.testing.assert_array_equal(np.asarray(carry.contexts)[:12], 1.0)
+  assert np.isfinite(policy.episode_r2(carry))
   default = AugWMPolicy(agent, mode="default")
   carry = default.policy_init(jax.random.PRNGKey(0))
   for _ in range(15):

@@ -7,6 +7,7 @@ import importlib
 import os
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -146,12 +147,15 @@ def test_paper_scale_flags_give_the_papers_sizes():
   from benchmarks.shifts import CHEETAH_GRID_FACTORS, WALKER_GRID_FACTORS  # pylint: disable=import-outside-toplevel
   from experiments import zero_shot  # pylint: disable=import-outside-toplevel
   from experiments.augwm import run as augwm_run  # pylint: disable=import-outside-toplevel
+  from experiments.configs.zero_shot import augwm_updates  # pylint: disable=import-outside-toplevel
   from experiments.configs import mopo as mopo_configs  # pylint: disable=import-outside-toplevel
 
   values = flags.FlagValues()  # a private registry, not the process's flags
   common = zero_shot.CommonFlags("/tmp/results", flag_values=values)
   values(["prog", "--paper_scale", "--task=cheetah-run", "--preset=halfcheetah-medium"])
-  assert [run.steps for run in augwm_run.agent_runs(common)] == [400_000, 900_000]
+  five_hundred_steps = types.SimpleNamespace(episode_steps=lambda task: 500)
+  assert [run.steps for run in augwm_run.agent_runs(common, five_hundred_steps)] == [
+      400_000, 900_000]
   sizes = common.config()
   assert (sizes.seeds, sizes.stage_preset, sizes.grid_episodes) == (5, "default", 5)
   assert common.grid_factors() == list(CHEETAH_GRID_FACTORS)
@@ -163,13 +167,21 @@ def test_paper_scale_flags_give_the_papers_sizes():
   assert common.grid_factors() == list(WALKER_GRID_FACTORS)
   values.unparse_flags()
   values(["prog", "--task=cheetah-run"])  # the CPU default
-  assert [run.steps for run in augwm_run.agent_runs(common)] == [30_000, 30_000]
+  # AugWM trains for the paper's 2.25 x MOPO's updates.
+  assert [run.steps for run in augwm_run.agent_runs(common, five_hundred_steps)] == [
+      30_000, 67_500]
   assert common.grid_factors() == [0.5, 1.0, 1.5] and common.config().seeds == 3
   values.unparse_flags()
   values(["prog", "--sizes=demo", "--steps=123", "--factors=1,2"])
   sizes = common.config()
-  assert (sizes.seeds, sizes.mopo_steps, sizes.augwm_steps) == (1, 123, 123)
+  assert (sizes.seeds, sizes.mopo_steps, augwm_updates(sizes)) == (1, 123, 123)  # demo: 1 x
   assert common.grid_factors() == [1.0, 2.0]
+  values.unparse_flags()
+  values(["prog", "--paper_scale", "--augwm_steps=7"])
+  assert augwm_updates(common.config()) == 7
+  values.unparse_flags()
+  values(["prog", "--paper_scale"])
+  assert augwm_updates(common.config()) == 900_000
   values.unparse_flags()
   values(["prog", "--tiny", "--seeds=3"])
   sizes = common.config()

@@ -100,6 +100,11 @@ TINY = {
     # WORKSPACE.md's table.
     "python -m experiments.demo": ([], ["--tiny"]),  # = make demo: resumes its finished run
     "python -m experiments.mopo.run": ([], ["--tiny"]),
+    # On the tiny SAC replay of the command above, reusing its ensemble and TD3+BC seeds.
+    "python -m experiments.mopo.lambda_sweep --task=HalfCheetah-v5 "
+    "--dataset=d4rl/halfcheetah/medium --preset=halfcheetah-medium": (
+        [("--task=HalfCheetah-v5 --dataset=d4rl/halfcheetah/medium ", "")],
+        ["--tiny", "--lambdas=0,1"]),
     "python -m experiments.augwm.run --no_context_augmentations=rad,rans,das": (
         [("rad,rans,das", "rans")], ["--tiny"]),  # one of the three: the same code path
     "python -m experiments.online_offline": ([], ["--tiny"]),
@@ -117,6 +122,11 @@ TINY = {
     "python -m experiments.vd4rl.table1": (
         [], ["--tiny", "--agents=bc", "--tasks=walker-walk", "--kinds=random", "--seeds=2",
              "--data_root=data"]),
+    # On the tiny SAC replay of the README's first command.
+    "python -m experiments.augwm.linear_r2 --datasets=d4rl/halfcheetah/medium,"
+    "d4rl/halfcheetah/random": (
+        [("d4rl/halfcheetah/medium,d4rl/halfcheetah/random", "/tmp/replay")],
+        ["--episodes=2"]),
     # The tiny preset's 2 seeds: the vmapped MOPO and AugWM runs of the commands above reused.
     "python -m experiments.augwm.other_shifts": ([], ["--tiny"]),
     "python -m experiments.augwm.mid_episode": ([], ["--tiny"]),
@@ -237,6 +247,22 @@ def _checks(scratch: str) -> dict:
     assert summary["seeds"] == [0, 1]
     np.testing.assert_allclose(unshifted["MOPO"], summary["final_return_per_seed"], rtol=1e-6)
 
+  def lambda_sweep(out):
+    assert "== ensemble" not in out and "== td3bc" in out  # the MOPO experiment's, reused
+    text = open(s("runs", "mopo", "results", "lambda_sweep", "sac_replay", "RESULTS.md")).read()
+    assert "| 0 | " in text or "| 0 (chosen) | " in text
+    assert "ccepted**" in text and "TD3+BC" in text
+    sweep = json.load(open(s("runs", "mopo", "results", "lambda_sweep", "sac_replay",
+                             "results.json")))
+    assert sorted(sweep["returns"]) == ["0", "1"] and sweep["choice"]["lambda"] in (0.0, 1.0)
+
+  def linear_r2(out):
+    results = json.load(open(s("runs", "linear_r2", "results.json")))["r2"]
+    per_features = next(iter(results.values()))
+    assert sorted(per_features) == ["[s, 1]", "[s, a, 1]"]
+    assert all(len(v) == 2 and all(np.isfinite(v)) for v in per_features.values())
+    assert "| [s, a, 1] mean |" in out
+
   def table1_run(out):
     assert "| walker-walk random |" in open(s("runs", "table1", "random", "RESULTS.md")).read()
 
@@ -305,10 +331,14 @@ def _checks(scratch: str) -> dict:
       "--config.dataset.path=/tmp/replay": td3bc,
       "python -m experiments.train --config=experiments/configs/mopo.py:demo "
       "--config.dataset.path=/tmp/replay --config.agent.model_path=/tmp/ensemble": mopo,
+      "python -m experiments.mopo.lambda_sweep --task=HalfCheetah-v5 "
+      "--dataset=d4rl/halfcheetah/medium --preset=halfcheetah-medium": lambda_sweep,
       "python -m experiments.augwm.run --no_context_augmentations=rad,rans,das": augwm,
       "python -m experiments.augwm.run --dataset=vd4rl/cheetah_run/random/state "
       "--results_dir=runs/table1/random": table1_run,
       "python -m experiments.augwm.table1 --kinds=random --results_dir=runs/table1": table1,
+      "python -m experiments.augwm.linear_r2 --datasets=d4rl/halfcheetah/medium,"
+      "d4rl/halfcheetah/random": linear_r2,
       "python -m experiments.augwm.other_shifts": other_shifts,
       "python -m experiments.augwm.mid_episode": mid_episode,
       "python -m experiments.augwm.run --sizes=paper": paper_sizes_as_tiny,

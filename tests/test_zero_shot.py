@@ -152,3 +152,37 @@ def test_figures_share_one_scale_and_the_overview_shows_differences(zero_results
     assert content.startswith(_PNG_SIGNATURE) and len(content) > 5000
   assert low.samples_label == "mean ± std over 2 seeds"
   assert zero_results[0].samples_label == "1 seed: mean ± std over its 1 episodes per cell"
+
+
+def test_lambda_rule_takes_the_best_mean_and_accepts_it_only_when_it_matches_a_bar():
+  from experiments.mopo.lambda_sweep import choose, parse_lambdas  # pylint: disable=import-outside-toplevel
+  from worldmodels.errors import ConfigError  # pylint: disable=import-outside-toplevel
+  returns = {0.1: [100.0, 300.0], 1.0: [250.0, 250.0], 3.0: [50.0, 10.0]}
+  # Highest mean (250 for lambda 1 against 200 and 30), whatever the spread over seeds.
+  assert choose(returns, data_mean=240.0, td3bc_mean=400.0) == {
+      "lambda": 1.0, "mean": 250.0, "accepted": True, "matches": ["data"]}
+  assert choose(returns, data_mean=300.0, td3bc_mean=249.0)["matches"] == ["td3bc"]
+  assert choose(returns, data_mean=300.0, td3bc_mean=None)["accepted"] is False
+  rejected = choose(returns, data_mean=251.0, td3bc_mean=260.0)
+  assert rejected["lambda"] == 1.0 and not rejected["accepted"] and rejected["matches"] == []
+  assert parse_lambdas(["0", "0.5", "2"]) == [0.0, 0.5, 2.0]
+  for bad in (["a"], ["-1"], ["1", "1.0"]):
+    with pytest.raises(ConfigError, match="--lambdas"):
+      parse_lambdas(bad)
+  with pytest.raises(ConfigError, match="--lambdas"):
+    choose({}, 0.0, None)
+
+
+def test_evaluation_envs_follow_the_dataset_task_family():
+  from experiments.zero_shot import evaluation_env_factory  # pylint: disable=import-outside-toplevel
+  gym_env = evaluation_env_factory("HalfCheetah-v5", None, 1)(0)
+  assert gym_env.action_repeat == 1 and gym_env.episode_length == 1000
+  assert gym_env.observation_spec()["physics"].shape == (18,)  # qpos 9 + qvel 9
+  dmc_env = evaluation_env_factory("cheetah-run", 20)(0)
+  assert "physics" in dmc_env.observation_spec()
+  steps = 0
+  timestep = dmc_env.reset()
+  while not timestep.last():
+    timestep = dmc_env.step(np.zeros(6, np.float32))
+    steps += 1
+  assert steps == 20

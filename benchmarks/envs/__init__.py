@@ -12,19 +12,22 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.envs.dmc import (OBS_TYPES, TASKS, DMCEnv, EnvSpec, RenderingError, env_spec,
-                                 make_env, make_env_factory)
+from benchmarks.envs.dmc import (OBS_TYPES, SUITE_EPISODE_FRAMES, TASKS, DMCEnv, EnvSpec,
+                                 RenderingError, env_spec, make_env, make_env_factory)
 
 if TYPE_CHECKING:
-  from benchmarks.envs.gym_mujoco import GYM_TASKS, GymMujocoEnv, make_gym_env_factory
+  from benchmarks.envs.gym_mujoco import (DEFAULT_EPISODE_LENGTH, GYM_TASKS, GymMujocoEnv,
+                                          make_gym_env_factory)
 
 _LAZY_MODULES = {
+    "DEFAULT_EPISODE_LENGTH": "benchmarks.envs.gym_mujoco",
     "GYM_TASKS": "benchmarks.envs.gym_mujoco",
     "GymMujocoEnv": "benchmarks.envs.gym_mujoco",
     "make_gym_env_factory": "benchmarks.envs.gym_mujoco",
 }
 
 __all__ = [
+    "DEFAULT_EPISODE_LENGTH",
     "GYM_TASKS",
     "OBS_TYPES",
     "TASKS",
@@ -32,6 +35,7 @@ __all__ = [
     "EnvSpec",
     "GymMujocoEnv",
     "RenderingError",
+    "SUITE_EPISODE_FRAMES",
     "env_spec",
     "make_env",
     "make_env_factory",

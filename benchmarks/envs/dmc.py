@@ -52,6 +52,7 @@ TASKS: tuple[str, ...] = (
     "swimmer-swimmer15", "walker-stand", "walker-walk", "walker-run",
 )
 OBS_TYPES: tuple[str, ...] = ("state", "pixels", "both")
+SUITE_EPISODE_FRAMES = 1000  # the standard tasks' time limit, in physics control steps
 
 # DrQ-v2 / V-D4RL camera choice: the quadruped is filmed by its tracking camera 2.
 _DEFAULT_CAMERA_ID = 0

@@ -31,7 +31,7 @@ import numpy as np
 from dm_env import specs
 
 GYM_TASKS: tuple[str, ...] = ("HalfCheetah-v5", "Walker2d-v5", "Hopper-v5", "Ant-v5")
-_DEFAULT_EPISODE_LENGTH = 1000
+DEFAULT_EPISODE_LENGTH = 1000  # agent steps
 _SETTOTALMASS_WARNING = "'settotalmass' is deprecated"
 
 
@@ -63,7 +63,7 @@ class GymMujocoEnv(dm_env.Environment):
   """
 
   def __init__(self, task_name: str, *, seed: int = 0, action_repeat: int = 1,
-               episode_length: int = _DEFAULT_EPISODE_LENGTH, record_physics: bool = False,
+               episode_length: int = DEFAULT_EPISODE_LENGTH, record_physics: bool = False,
                **env_kwargs: Any):
     """Makes the task and seeds it with ``reset(seed=seed)`` (once; later resets continue
     the seeded random stream).

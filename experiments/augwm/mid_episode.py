@@ -25,6 +25,7 @@ from benchmarks.shifts import MidEpisodeSwitch, grid, make_shifted_env_factory
 from experiments import cli
 from experiments import zero_shot
 from experiments.augwm import run as augwm_run
+from worldmodels.agents.augwm import config as augwm_config
 from worldmodels.io import atomic_text
 from worldmodels.provenance import FINGERPRINT_FILE, digest, file_digest, git_revision
 
@@ -76,9 +77,10 @@ def main(argv, common: zero_shot.CommonFlags, length_flag, switch_flag, window_f
   started, revision = time.time(), git_revision()
   inputs = common.prepare()
   size = inputs.sizes
-  runs = augwm_run.agent_runs(common)
+  runs = augwm_run.agent_runs(common, inputs)
   steps = runs[-1].steps
-  adapt_after = runs[-1].configs.get_config(size.stage_preset).agent.adapt_after
+  adapt_after = augwm_config.adapt_after(runs[-1].configs.get_config(size.stage_preset).agent,
+                                         inputs.episode_steps(common.task.value))
   # Three training episodes long by default (1,500 steps; the sizes' episode length at tiny
   # size), switching a third of the way in.
   length = length_flag.value or 3 * (size.episode_length or 500)

@@ -83,7 +83,7 @@ def main(argv, common: zero_shot.CommonFlags) -> None:
   started, revision = time.time(), git_revision()
   inputs = common.prepare()
   size = inputs.sizes
-  runs = augwm_run.agent_runs(common)
+  runs = augwm_run.agent_runs(common, inputs)
   steps = runs[-1].steps
   groups = shift_groups()
   settings = [setting for group in groups.values() for setting in group]

@@ -28,11 +28,12 @@ from experiments.configs import augwm as augwm_configs
 from experiments.configs import mopo as mopo_configs
 from experiments.configs import zero_shot as size_configs
 from worldmodels.provenance import git_revision
+from worldmodels.agents.augwm import config as augwm_config
 from worldmodels.agents.augwm.context import AugWMPolicy
 
 
-def _context_policy(mode: str):
-  return lambda agent: AugWMPolicy(agent, mode=mode)
+def _context_policy(mode: str, episode_length: int):
+  return lambda agent: AugWMPolicy(agent, mode=mode, episode_length=episode_length)
 
 
 def _oracle_policy(task: str):
@@ -41,12 +42,15 @@ def _oracle_policy(task: str):
       task, agent.config.z_low, agent.config.z_high))
 
 
-def agent_runs(common: zero_shot.CommonFlags,
+def agent_runs(common: zero_shot.CommonFlags, inputs: zero_shot.Prepared,
                no_context: Sequence[str] = ()) -> List[zero_shot.AgentRun]:
   """MOPO, AugWM (DAS, context; rows: default, learned and oracle context) and, for each of
   ``no_context``, that augmentation without context: the runs every AugWM experiment shares
-  (same stages, so a shared workdir trains each seed once), with the experiment's sizes."""
+  (same stages, so a shared workdir trains each seed once), with the experiment's sizes. The
+  learned context starts after ``k`` steps of the task's evaluation episodes (the agent
+  config's ``adapt_after``, else its fraction of the episode)."""
   sizes = common.config()
+  steps = inputs.episode_steps(common.task.value)
 
   def augwm(augmentation: str, use_context: bool):
     def configure(c):
@@ -58,17 +62,17 @@ def agent_runs(common: zero_shot.CommonFlags,
       zero_shot.AgentRun("mopo", mopo_configs, sizes.mopo_steps,
                          {"MOPO": zero_shot.default_policy}, common.model_based,
                          needs_model=True),
-      zero_shot.AgentRun("augwm-das-context", augwm_configs, sizes.augwm_steps,
-                         {"AugWM (DAS, default context)": _context_policy("default"),
-                          "AugWM (DAS, learned context)": _context_policy("learned"),
+      zero_shot.AgentRun("augwm-das-context", augwm_configs, size_configs.augwm_updates(sizes),
+                         {"AugWM (DAS, default context)": _context_policy("default", steps),
+                          "AugWM (DAS, learned context)": _context_policy("learned", steps),
                           "AugWM (DAS, oracle context)": _oracle_policy(common.task.value)},
                          augwm("das", True), needs_model=True),
   ]
   for augmentation in no_context:
     runs.append(zero_shot.AgentRun(f"augwm-{augmentation}-nocontext", augwm_configs,
-                                   sizes.augwm_steps,
+                                   size_configs.augwm_updates(sizes),
                                    {f"{augmentation.upper()} (no context)":
-                                    _context_policy("none")},
+                                    _context_policy("none", steps)},
                                    augwm(augmentation, False), needs_model=True))
   return runs
 
@@ -90,7 +94,10 @@ def settings_text(common: zero_shot.CommonFlags, inputs: zero_shot.Prepared,
       f"{m.real_ratio:.0%} real data, SAC {'x'.join(map(str, m.sac.hidden_sizes))}; MOPO "
       f"{m.num_steps}, AugWM {a.num_steps} updates per seed. AugWM: {a.augmentation.upper()} "
       f"with z ~ U[{a.z_low}, {a.z_high}]^|S| per transition, context appended to actor and "
-      f"critic inputs; learned context after k = {a.adapt_after} steps, clipped to "
+      f"critic inputs; learned context after k = "
+      f"{augwm_config.adapt_after(a, inputs.episode_steps(common.task.value))} steps of "
+      f"{inputs.episode_steps(common.task.value)} (online linear model on "
+      f"{'[s, a, 1]' if a.linear_features == 'state_action' else '[s, 1]'}), clipped to "
       f"[{a.context_clip[0]}, {a.context_clip[1]}]; oracle context: the true per-dimension "
       "scale of the test dynamics against an unshifted simulator twin, clipped to "
       f"[{a.z_low}, {a.z_high}]. Sizes: the `{sizes.preset}` preset of "
@@ -101,7 +108,7 @@ def settings_text(common: zero_shot.CommonFlags, inputs: zero_shot.Prepared,
   return text + (
       f"Reduced from the paper to fit a 2-core CPU: {source} instead of D4RL HalfCheetah, the "
       f"ensemble capped at {sizes.model_max_epochs} epochs, {a.num_steps // 1000}k instead of "
-      f"{paper.augwm_steps // 1000}k AugWM ({m.num_steps // 1000}k instead of "
+      f"{size_configs.augwm_updates(paper) // 1000}k AugWM ({m.num_steps // 1000}k instead of "
       f"{paper.mopo_steps // 1000}k MOPO) updates, {m.rollout_batch_size // 1000}k instead of "
       f"{paper_rollouts // 1000}k rollout starts, a {len(factors)} x {len(factors)} instead of "
       f"7 x 7 grid with {sizes.grid_episodes} instead of {paper.grid_episodes} episodes per "
@@ -114,7 +121,7 @@ def main(argv, common: zero_shot.CommonFlags, no_context,
   del argv
   started, revision = time.time(), git_revision()
   inputs = common.prepare()
-  runs = agent_runs(common, no_context.value)
+  runs = agent_runs(common, inputs, no_context.value)
   factors = common.grid_factors()
   unshifted, grids, linear_r2 = zero_shot.run_agents(common.task.value, inputs,
                                                      common.workdir.value, runs, factors)

@@ -22,7 +22,6 @@ import os
 import sys
 
 from absl import flags
-import numpy as np
 
 from benchmarks.protocols.zero_shot import GridResult
 from experiments import cli

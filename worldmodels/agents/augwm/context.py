@@ -2,10 +2,19 @@
 
 During an evaluation episode the policy records ``(s_t, delta_t = s_{t+1} - s_t)`` and refits a
 linear model ``f(s) = [s, 1] W`` by ridge least squares (closed form, running sums: O(S^2) per
-step). From step ``k`` on, the context is ``z_t = clip(f(s_t) / delta_hat(s_t, a), lo, hi)``
-with ``delta_hat`` the world model's elite-mean prediction. Dimensions whose
-``|delta_hat| < min_abs_delta`` keep ``z = 1`` (guarded division). Nothing carries over between
-episodes, and no reward is used.
+step); with ``linear_features = "state_action"`` the model is ``f(s, a) = [s, a, 1] W`` (ours: an
+option, the paper's model sees the state alone). From step ``k`` on, the context is
+``z_t = clip(f(s_t) / delta_hat(s_t, a), lo, hi)`` with ``delta_hat`` the world model's
+elite-mean prediction. Dimensions whose ``|delta_hat| < min_abs_delta`` keep ``z = 1`` (guarded
+division). Nothing carries over between episodes, and no reward is used.
+
+``k`` is ``adapt_after`` when set, else ``adapt_after_fraction`` (0.3: the paper's 300 of
+1000 steps) of the evaluation episode's length, so the learned context acts for the same share
+of an episode whatever its length.
+
+The one-step-ahead R^2 (paper figure 4) scores a pair only once the fit that predicts it is
+determined: fitted on at least as many pairs as it has features (``S + 1``, or ``S + A + 1``).
+Earlier predictions come from an under-determined ridge fit and would only measure the ridge.
 
 ``a`` in ``delta_hat(s_t, a)`` is the action the policy would take with the previous context
 **(ours: the paper's algorithm needs an action before it has the context for the step)**.
@@ -25,24 +34,30 @@ import jax.numpy as jnp
 import numpy as np
 
 from worldmodels.agents.augwm import augmentations as aug
+from worldmodels.agents.augwm import config as augwm_config
 
 
 @dataclasses.dataclass(frozen=True)
 class OnlineLinearModel:
-  """Ridge regression ``delta ~ [s, 1] W``, refit after every observation (host, float64).
+  """Ridge regression ``delta ~ [s, 1] W`` (or ``[s, a, 1] W``), refit after every observation
+  (host, float64).
 
   Immutable: :meth:`update` returns the refitted model, so it can sit in a policy's carry.
+  With ``F`` features (``S + 1``, or ``S + A + 1`` when ``action_dim > 0``):
 
   Attributes:
     ridge: the ridge coefficient.
-    xtx, xty: running sums ``X^T X`` ``[S + 1, S + 1]`` and ``X^T Y`` ``[S + 1, S]``.
-    weights: ``W`` ``[S + 1, S]``.
+    action_dim: ``A``, 0 for the state-only model.
+    xtx, xty: running sums ``X^T X`` ``[F, F]`` and ``X^T Y`` ``[F, S]``.
+    weights: ``W`` ``[F, S]``.
     count: pairs seen.
-    sse: ``[S]`` squared one-step-ahead errors (each pair scored before the fit saw it).
-    targets: the deltas seen, for the R^2's total sum of squares.
+    sse: ``[S]`` squared one-step-ahead errors of the scored pairs: each scored before the fit
+      saw it, and only once the fit was determined (``count >= F``).
+    targets: the deltas of the scored pairs, for the R^2's total sum of squares.
   """
 
   ridge: float
+  action_dim: int
   xtx: np.ndarray
   xty: np.ndarray
   weights: np.ndarray
@@ -51,30 +66,53 @@ class OnlineLinearModel:
   targets: Tuple[np.ndarray, ...]
 
   @classmethod
-  def empty(cls, state_dim: int, ridge: float = 1e-3) -> "OnlineLinearModel":
-    d = state_dim + 1
-    return cls(ridge, np.zeros((d, d)), np.zeros((d, state_dim)), np.zeros((d, state_dim)), 0,
-               np.zeros(state_dim), ())
+  def empty(cls, state_dim: int, ridge: float = 1e-3,
+            action_dim: int = 0) -> "OnlineLinearModel":
+    """A model that has seen nothing (``action_dim > 0``: the ``[s, a, 1]`` features)."""
+    d = state_dim + action_dim + 1
+    return cls(ridge, action_dim, np.zeros((d, d)), np.zeros((d, state_dim)),
+               np.zeros((d, state_dim)), 0, np.zeros(state_dim), ())
 
-  def predict(self, state: np.ndarray) -> np.ndarray:
-    """``f(s)``: ``[S]`` (or ``[B, S]`` for ``[B, S]`` inputs)."""
-    return np.concatenate([state, np.ones(state.shape[:-1] + (1,))], -1) @ self.weights
+  @property
+  def num_features(self) -> int:
+    """``F``: ``S + 1``, or ``S + A + 1``."""
+    return self.xtx.shape[0]
 
-  def update(self, state: np.ndarray, delta: np.ndarray) -> "OnlineLinearModel":
-    """Adds one ``(s, delta)`` pair and refits (scoring the fit before it saw the pair)."""
-    sse = self.sse + (self.predict(state) - delta) ** 2 if self.count > 0 else self.sse
-    x = np.append(state, 1.0)
+  def _features(self, state: np.ndarray, action: Optional[np.ndarray]) -> np.ndarray:
+    parts = [state]
+    if self.action_dim:
+      if action is None:
+        raise ValueError("this linear model takes [s, a, 1]: give the action too")
+      parts.append(action)
+    return np.concatenate(parts + [np.ones(state.shape[:-1] + (1,))], -1)
+
+  def predict(self, state: np.ndarray, action: Optional[np.ndarray] = None) -> np.ndarray:
+    """``f(s)`` or ``f(s, a)``: ``[S]`` (or ``[B, S]`` for ``[B, S]`` / ``[B, A]`` inputs)."""
+    return self._features(state, action) @ self.weights
+
+  def update(self, state: np.ndarray, delta: np.ndarray,
+             action: Optional[np.ndarray] = None) -> "OnlineLinearModel":
+    """Adds one ``(s[, a], delta)`` pair and refits, first scoring the pair with the fit before
+    it, when that fit is determined (``count >= F``)."""
+    x = self._features(np.asarray(state, np.float64),
+                       None if action is None else np.asarray(action, np.float64))
+    sse, targets = self.sse, self.targets
+    if self.count >= self.num_features:
+      sse = sse + (x @ self.weights - delta) ** 2
+      targets = targets + (np.asarray(delta, np.float64),)
     xtx = self.xtx + np.outer(x, x)
     xty = self.xty + np.outer(x, delta)
     weights = np.linalg.solve(xtx + self.ridge * np.eye(x.size), xty)
     return dataclasses.replace(self, xtx=xtx, xty=xty, weights=weights, count=self.count + 1,
-                               sse=sse, targets=self.targets + (np.asarray(delta, np.float64),))
+                               sse=sse, targets=targets)
 
   def r2(self) -> float:
-    """Mean over dimensions of the one-step-ahead R^2 over the episode so far (paper fig. 4)."""
-    if self.count < 3:
+    """Mean over dimensions of the one-step-ahead R^2 over the scored pairs of the episode so
+    far (paper fig. 4); NaN before two pairs were scored. Dimensions whose scored deltas do
+    not vary are left out."""
+    if len(self.targets) < 2:
       return float("nan")
-    targets = np.asarray(self.targets[1:])
+    targets = np.asarray(self.targets)
     sst = ((targets - targets.mean(0)) ** 2).sum(0)
     valid = sst > 1e-12
     return float(np.mean(1.0 - self.sse[valid] / sst[valid])) if valid.any() else float("nan")
@@ -97,6 +135,7 @@ class ContextCarry:
     oracle: the oracle's own carry (mode "oracle"), else None.
     z: ``[S]`` float32 the context in use.
     previous_state: ``s_{t-1}`` (None at the first step).
+    previous_action: ``a_{t-1}`` (None at the first step).
     previous: ``(o_{t-1}, a_{t-1})`` for the oracle (mode "oracle"), else None.
     step: steps taken.
     contexts: the context used at every step.
@@ -106,6 +145,7 @@ class ContextCarry:
   oracle: Any
   z: np.ndarray
   previous_state: Optional[np.ndarray]
+  previous_action: Optional[np.ndarray]
   previous: Optional[tuple]
   step: int
   contexts: Tuple[np.ndarray, ...]
@@ -122,7 +162,8 @@ class AugWMPolicy:
 
   runs_on_host = True
 
-  def __init__(self, agent, mode: str | None = None, oracle=None):
+  def __init__(self, agent, mode: str | None = None, oracle=None,
+               episode_length: Optional[int] = None):
     """Args:
       agent: a trained ``AugWMLearner``; its state is the ``state`` argument of ``policy``.
       mode: "default" (z = 1), "learned" (algorithm 2), "none" (agents trained without
@@ -131,6 +172,12 @@ class AugWMPolicy:
         observation, action, next_observation) -> carry`` and ``context(carry) -> z [S]`` that
         knows the true dynamics (e.g. ``benchmarks.shifts.oracle.OracleContext``, which
         compares with the simulator).
+      episode_length: agent steps of an evaluation episode, which place ``k`` (mode
+        "learned", unless the config sets ``adapt_after``).
+
+    Raises:
+      ValueError: an unknown mode, a mode that does not fit the agent or the oracle, or mode
+        "learned" with neither ``adapt_after`` nor ``episode_length``.
     """
     c = agent.config
     self.agent = agent
@@ -144,6 +191,8 @@ class AugWMPolicy:
     if (self.mode == "oracle") != (oracle is not None):
       raise ValueError("mode='oracle' needs an oracle, and only that mode takes one")
     self.oracle = oracle
+    self.adapt_after = (augwm_config.adapt_after(c, episode_length) if self.mode == "learned"
+                        else None)
     self.key_name = c.observation_key
     self.state_dim = agent.state_dim
     ensemble, key_name = agent.ensemble, self.key_name
@@ -161,9 +210,11 @@ class AugWMPolicy:
 
   def policy_init(self, key: jax.Array) -> ContextCarry:
     del key
-    return ContextCarry(OnlineLinearModel.empty(self.state_dim, self.agent.config.linear_ridge),
+    c = self.agent.config
+    action_dim = self.spec.action_dim if c.linear_features == "state_action" else 0
+    return ContextCarry(OnlineLinearModel.empty(self.state_dim, c.linear_ridge, action_dim),
                         self.oracle.init() if self.oracle is not None else None,
-                        np.ones(self.state_dim, np.float32), None, None, 0, ())
+                        np.ones(self.state_dim, np.float32), None, None, None, 0, ())
 
   def _policy_input(self, s: np.ndarray, z: np.ndarray) -> np.ndarray:
     return s if self.mode == "none" else np.asarray(aug.with_context(s, z))
@@ -174,25 +225,28 @@ class AugWMPolicy:
     s = np.asarray(observation[self.key_name], np.float32)
     linear, oracle_carry, z = carry.linear, carry.oracle, carry.z
     if carry.previous_state is not None:
-      linear = linear.update(carry.previous_state, s - carry.previous_state)
+      linear = linear.update(carry.previous_state, s - carry.previous_state,
+                             carry.previous_action if linear.action_dim else None)
     if self.oracle is not None and carry.previous is not None:
       oracle_carry = self.oracle.observe(oracle_carry, *carry.previous, observation)
       z = np.asarray(self.oracle.context(oracle_carry), np.float32)
-    if self.mode == "learned" and carry.step >= c.adapt_after and linear.count > 0:
+    if self.mode == "learned" and carry.step >= self.adapt_after and linear.count > 0:
       provisional = np.asarray(self._act(state.sac, self._policy_input(s, z), key,
                                          eval_mode=eval_mode))
       delta_hat = np.asarray(self._model_delta(self.agent.model, jnp.asarray(s),
                                                jnp.asarray(provisional)))
-      z = learned_context(linear.predict(s), delta_hat, c.context_clip[0], c.context_clip[1],
+      prediction = linear.predict(s, provisional if linear.action_dim else None)
+      z = learned_context(prediction, delta_hat, c.context_clip[0], c.context_clip[1],
                           c.min_abs_delta).astype(np.float32)
     action = np.asarray(self._act(state.sac, self._policy_input(s, z), key,
                                   eval_mode=eval_mode))
     previous = (observation, action) if self.oracle is not None else None
-    return action, ContextCarry(linear, oracle_carry, z, s, previous, carry.step + 1,
+    return action, ContextCarry(linear, oracle_carry, z, s, action, previous, carry.step + 1,
                                 carry.contexts + (z.copy(),))
 
   @staticmethod
   def episode_r2(carry: ContextCarry) -> Optional[float]:
     """The online linear model's one-step-ahead R^2 over a finished episode (None when the
-    episode was too short to score)."""
-    return carry.linear.r2() if carry.step > 2 else None
+    episode was too short to score a determined fit)."""
+    r2 = carry.linear.r2()
+    return None if np.isnan(r2) else r2
