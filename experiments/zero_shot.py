@@ -221,11 +221,14 @@ class Prepared:
   model: str
   source: DataSource
 
+  def action_repeat(self) -> int:
+    """The dataset's action repeat (2 when it records none: the dm_control default)."""
+    return int(self.source.metadata().get("action_repeat") or 2)
+
   def episode_steps(self, task: str) -> int:
     """Agent steps of an evaluation episode of ``task`` at these sizes and the dataset's
     action repeat."""
-    return episode_steps(task, self.sizes.episode_length,
-                         self.source.metadata().get("action_repeat"))
+    return episode_steps(task, self.sizes.episode_length, self.action_repeat())
 
 
 def load_source(dataset: str) -> DataSource:
@@ -253,7 +256,8 @@ def describe_dataset(metadata: dict, sac_steps: int) -> str:
   """One sentence on where a dataset came from (its card, else the SAC replay of a run)."""
   card = metadata.get("extra", {}).get("card", {})
   if card:
-    return (f"V-D4RL-procedure dataset `{card.get('kind')}` of {metadata['task']} "
+    procedure = "D4RL" if "differences_from_d4rl" in card else "V-D4RL"
+    return (f"{procedure}-procedure dataset `{card.get('kind')}` of {metadata['task']} "
             f"(`benchmarks.datasets`): {card.get('policy', '')}.")
   return (f"The replay of online SAC ({sac_steps} env steps, action repeat 2), a mixed / "
           "medium-replay style dataset.")

@@ -122,6 +122,27 @@ def test_learner_augments_and_appends_context():
   np.testing.assert_array_equal(same.next_observation["state"], s2)
 
 
+def test_train_z_replaces_the_sampled_z_and_is_the_default_context():
+  """The oracle experiment's agent: one z on every transition, and that z as its context."""
+  config = augwm_config.tiny_config()
+  config.train_z = (0.8, 0.9, 1.1, 1.2)
+  agent = AugWMLearner(config, SPEC, world_model=_world_model())
+  s, s2 = jnp.ones((8, S)), 3.0 * jnp.ones((8, S))
+  batch = Transition({"state": s}, jnp.zeros((8, A)), jnp.zeros(8), jnp.ones(8), {"state": s2})
+  out = agent.transform_batch(batch, jax.random.PRNGKey(0))
+  z = np.asarray(config.train_z, np.float32)
+  np.testing.assert_allclose(out.observation["state"][:, S:], np.broadcast_to(z, (8, S)))
+  np.testing.assert_allclose(out.next_observation["state"][:, :S], 1.0 + 2.0 * z[None].repeat(8, 0),
+                             rtol=1e-6)  # DAS: s + z * delta
+  np.testing.assert_allclose(agent.policy_observation(s)["state"][:, S:],
+                             np.broadcast_to(z, (8, S)))
+  carry = AugWMPolicy(agent, mode="default").policy_init(jax.random.PRNGKey(0))
+  np.testing.assert_allclose(carry.z, z)
+  config.train_z = (1.0, 1.0)
+  with pytest.raises(ValueError, match="train_z must hold 4"):
+    AugWMLearner(config, SPEC, world_model=_world_model())
+
+
 def _act(policy, state, carry, observation):
   return policy.policy(state, carry, observation, jax.random.PRNGKey(0), eval_mode=True)
 

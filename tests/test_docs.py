@@ -12,6 +12,7 @@ Checks on the outputs sit beside each command (these runs are also the launchers
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -127,6 +128,12 @@ TINY = {
     "d4rl/halfcheetah/random": (
         [("d4rl/halfcheetah/medium,d4rl/halfcheetah/random", "/tmp/replay")],
         ["--episodes=2"]),
+    # The tiny walker-walk random dataset of the README (it records the physics states).
+    "python -m experiments.augwm.oracle --task=HalfCheetah-v5 "
+    "--dataset=d4rl/halfcheetah/medium --preset=halfcheetah-medium": (
+        [("--task=HalfCheetah-v5 --dataset=d4rl/halfcheetah/medium",
+          "--task=walker-walk --dataset=vd4rl/walker_walk/random/state")],
+        ["--tiny", "--seeds=1", "--data_root=data", "--workdir=runs/oracle"]),
     # The tiny preset's 2 seeds: the vmapped MOPO and AugWM runs of the commands above reused.
     "python -m experiments.augwm.other_shifts": ([], ["--tiny"]),
     "python -m experiments.augwm.mid_episode": ([], ["--tiny"]),
@@ -263,6 +270,15 @@ def _checks(scratch: str) -> dict:
     assert all(len(v) == 2 and all(np.isfinite(v)) for v in per_features.values())
     assert "| [s, a, 1] mean |" in out
 
+  def oracle(out):
+    assert "== true z of mass×1.5,damping×1.5: [" in out
+    assert "| Oracle (AugWM trained with the true z) | 1 |" in out
+    text = open(s("runs", "oracle", "results", "oracle", "RESULTS.md")).read()
+    assert "Oracle (AugWM trained with the true z) minus AugWM (DAS, learned context)" in text
+    made = json.load(open(glob.glob(s("runs", "oracle", "augwm-das-true-z-*-seed0",
+                                      "fingerprint.json"))[0]))
+    assert len(made["config"]["agent"]["train_z"]) == 24  # walker-walk's state dimensions
+
   def table1_run(out):
     assert "| walker-walk random |" in open(s("runs", "table1", "random", "RESULTS.md")).read()
 
@@ -339,6 +355,8 @@ def _checks(scratch: str) -> dict:
       "python -m experiments.augwm.table1 --kinds=random --results_dir=runs/table1": table1,
       "python -m experiments.augwm.linear_r2 --datasets=d4rl/halfcheetah/medium,"
       "d4rl/halfcheetah/random": linear_r2,
+      "python -m experiments.augwm.oracle --task=HalfCheetah-v5 "
+      "--dataset=d4rl/halfcheetah/medium --preset=halfcheetah-medium": oracle,
       "python -m experiments.augwm.other_shifts": other_shifts,
       "python -m experiments.augwm.mid_episode": mid_episode,
       "python -m experiments.augwm.run --sizes=paper": paper_sizes_as_tiny,

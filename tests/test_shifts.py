@@ -251,3 +251,35 @@ def test_oracle_context_measures_the_true_scale():
   with pytest.raises(KeyError, match="record_physics=True"):
     OracleContext("cheetah-run", 0.5, 1.5).observe(None, {"state": np.zeros(17)}, np.zeros(6),
                                                    {"state": np.zeros(17)})
+
+
+def test_true_scale_replays_recorded_gym_states_in_the_target_and_the_default_simulator():
+  """HalfCheetah-v5, mass and damping x 1.5: every state dimension changes less than under the
+  default dynamics (z < 1); the unit perturbation gives z = 1; the twin replays a recorded
+  transition exactly."""
+  from benchmarks.shifts.oracle import simulator_twin, true_scale  # pylint: disable=import-outside-toplevel
+  env = make_gym_env_factory("HalfCheetah-v5", record_physics=True, episode_length=60)(0)
+  rng = np.random.default_rng(0)
+  states, physics, actions, following = [], [], [], []
+  timestep = env.reset()
+  while not timestep.last():
+    action = rng.uniform(-1, 1, 6).astype(np.float32)
+    after = env.step(action)
+    states.append(timestep.observation["state"])
+    physics.append(timestep.observation["physics"])
+    actions.append(action)
+    following.append(after.observation["state"])
+    timestep = after
+  twin = simulator_twin("HalfCheetah-v5", 1)
+  twin.set_physics_state(physics[10])
+  np.testing.assert_allclose(twin.step(actions[10]).observation["state"], following[10],
+                             atol=1e-5)
+  args = (np.asarray(states), np.asarray(physics), np.asarray(actions), 0.5, 1.5, 1)
+  (unit,) = grid([1.0], [1.0])
+  np.testing.assert_allclose(true_scale("HalfCheetah-v5", unit, *args), 1.0, atol=1e-4)
+  (target,) = grid([1.5], [1.5])
+  z = true_scale("HalfCheetah-v5", target, *args)
+  assert z.shape == (17,) and z.max() < 0.99 and z.min() >= 0.5
+  with pytest.raises(ValueError, match="as many states"):
+    true_scale("HalfCheetah-v5", target, np.zeros((0, 17)), np.zeros((0, 18)), np.zeros((0, 6)),
+               0.5, 1.5, 1)

@@ -114,6 +114,13 @@ class GymMujocoEnv(dm_env.Environment):
     """The raw MuJoCo data."""
     return self._env.data
 
+  def set_physics_state(self, physics_state: np.ndarray) -> None:
+    """Puts the simulator in a recorded state (``[nq + nv]``, as in the ``"physics"``
+    observation: qpos, then qvel)."""
+    nq = self._env.model.nq
+    state = np.asarray(physics_state, np.float64)
+    self._env.set_state(state[:nq], state[nq:])
+
   def observation_spec(self) -> dict[str, specs.Array]:
     return dict(self._observation_spec)
 

@@ -21,6 +21,7 @@ from typing import List, Sequence
 
 from absl import flags
 
+from benchmarks.envs import GYM_TASKS
 from benchmarks.shifts.oracle import OracleContext
 from experiments import cli
 from experiments import zero_shot
@@ -32,14 +33,14 @@ from worldmodels.agents.augwm import config as augwm_config
 from worldmodels.agents.augwm.context import AugWMPolicy
 
 
-def _context_policy(mode: str, episode_length: int):
+def context_policy(mode: str, episode_length: int):
   return lambda agent: AugWMPolicy(agent, mode=mode, episode_length=episode_length)
 
 
-def _oracle_policy(task: str):
+def _oracle_policy(task: str, action_repeat: int):
   """The true z of the test dynamics, measured against an unshifted simulator twin."""
   return lambda agent: AugWMPolicy(agent, mode="oracle", oracle=OracleContext(
-      task, agent.config.z_low, agent.config.z_high))
+      task, agent.config.z_low, agent.config.z_high, action_repeat))
 
 
 def agent_runs(common: zero_shot.CommonFlags, inputs: zero_shot.Prepared,
@@ -63,16 +64,17 @@ def agent_runs(common: zero_shot.CommonFlags, inputs: zero_shot.Prepared,
                          {"MOPO": zero_shot.default_policy}, common.model_based,
                          needs_model=True),
       zero_shot.AgentRun("augwm-das-context", augwm_configs, size_configs.augwm_updates(sizes),
-                         {"AugWM (DAS, default context)": _context_policy("default", steps),
-                          "AugWM (DAS, learned context)": _context_policy("learned", steps),
-                          "AugWM (DAS, oracle context)": _oracle_policy(common.task.value)},
+                         {"AugWM (DAS, default context)": context_policy("default", steps),
+                          "AugWM (DAS, learned context)": context_policy("learned", steps),
+                          "AugWM (DAS, oracle context)": _oracle_policy(common.task.value,
+                                                                inputs.action_repeat())},
                          augwm("das", True), needs_model=True),
   ]
   for augmentation in no_context:
     runs.append(zero_shot.AgentRun(f"augwm-{augmentation}-nocontext", augwm_configs,
                                    size_configs.augwm_updates(sizes),
                                    {f"{augmentation.upper()} (no context)":
-                                    _context_policy("none", steps)},
+                                    context_policy("none", steps)},
                                    augwm(augmentation, False), needs_model=True))
   return runs
 
@@ -85,8 +87,9 @@ def settings_text(common: zero_shot.CommonFlags, inputs: zero_shot.Prepared,
   mopo, augwm = (zero_shot.stage_config(run, 0, common.task.value, inputs, common.workdir.value)
                  for run in runs[:2])
   m, a = mopo.agent, augwm.agent
-  source = (f"the dm_control {common.task.value} dataset `{common.dataset.value}`"
-            if common.dataset.value else f"a dm_control {common.task.value} SAC replay dataset")
+  suite = "D4RL-style" if common.task.value in GYM_TASKS else "dm_control"
+  source = (f"the {suite} {common.task.value} dataset `{common.dataset.value}`"
+            if common.dataset.value else f"a {suite} {common.task.value} SAC replay dataset")
   text = (
       f"Mass and damping factors {list(factors)}. Both agents: (h, lambda) = ({m.horizon}, "
       f"{m.penalty_coef})" + (f" (AugWM table 3, {common.preset.value})" if sizes.table3 else "")

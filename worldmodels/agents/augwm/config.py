@@ -17,6 +17,9 @@ def default_config() -> ml_collections.ConfigDict:
   c = mopo_config.default_config()
   c.augmentation = "das"  # none (= MOPO), rad, rans, das
   c.z_low, c.z_high = 0.5, 1.5  # train range of z ~ U[a, b]^|S|
+  # None: z ~ U[z_low, z_high]^|S| per transition; |S| values: that z for every transition and
+  # as the default context (the paper's oracle experiment: the true z of a target environment).
+  c.train_z = config_dict.placeholder(tuple)
   c.use_context = True  # append z to the actor's and critics' inputs
   c.num_steps = 900_000  # AugWM table 4: 900 offline epochs of 1000 steps
   # Test time (algorithm 2).

@@ -166,8 +166,9 @@ class AugWMPolicy:
                episode_length: Optional[int] = None):
     """Args:
       agent: a trained ``AugWMLearner``; its state is the ``state`` argument of ``policy``.
-      mode: "default" (z = 1), "learned" (algorithm 2), "none" (agents trained without
-        context) or "oracle" (z from ``oracle``); None: the agent config's ``test_context``.
+      mode: "default" (z = 1, or the agent's ``train_z``), "learned" (algorithm 2), "none"
+        (agents trained without context) or "oracle" (z from ``oracle``); None: the agent
+        config's ``test_context``.
       oracle: for mode "oracle": an object with ``init() -> carry``, ``observe(carry,
         observation, action, next_observation) -> carry`` and ``context(carry) -> z [S]`` that
         knows the true dynamics (e.g. ``benchmarks.shifts.oracle.OracleContext``, which
@@ -214,7 +215,8 @@ class AugWMPolicy:
     action_dim = self.spec.action_dim if c.linear_features == "state_action" else 0
     return ContextCarry(OnlineLinearModel.empty(self.state_dim, c.linear_ridge, action_dim),
                         self.oracle.init() if self.oracle is not None else None,
-                        np.ones(self.state_dim, np.float32), None, None, None, 0, ())
+                        np.asarray(self.agent.default_context(jnp.ones(self.state_dim)),
+                                   np.float32), None, None, None, 0, ())
 
   def _policy_input(self, s: np.ndarray, z: np.ndarray) -> np.ndarray:
     return s if self.mode == "none" else np.asarray(aug.with_context(s, z))
