@@ -153,7 +153,8 @@ def test_paper_scale_flags_give_the_papers_sizes():
   values = flags.FlagValues()  # a private registry, not the process's flags
   common = zero_shot.CommonFlags("/tmp/results", flag_values=values)
   values(["prog", "--paper_scale", "--task=cheetah-run", "--preset=halfcheetah-medium"])
-  five_hundred_steps = types.SimpleNamespace(episode_steps=lambda task: 500)
+  five_hundred_steps = types.SimpleNamespace(episode_steps=lambda task: 500,
+                                             action_repeat=lambda: 2)
   assert [run.steps for run in augwm_run.agent_runs(common, five_hundred_steps)] == [
       400_000, 900_000]
   sizes = common.config()
