@@ -22,8 +22,9 @@ import numpy as np
 from benchmarks.datasets import catalog
 from benchmarks.envs import (DEFAULT_EPISODE_LENGTH, GYM_TASKS, SUITE_EPISODE_FRAMES,
                              make_env_factory, make_gym_env_factory)
-from benchmarks.protocols.zero_shot import (GridResult, evaluate_grid, merge_seeds,
-                                            overview_figure, shared_scale)
+from benchmarks.datasets.report import D4RL_REFERENCE_RETURNS
+from benchmarks.protocols.zero_shot import (GridResult, aggregate_scores, evaluate_grid,
+                                            merge_seeds, overview_figure, shared_scale)
 from benchmarks.shifts import (CHEETAH_GRID_FACTORS, WALKER_GRID_FACTORS, grid,
                                make_shifted_env_factory)
 from experiments import train as train_launcher
@@ -477,6 +478,40 @@ def plot_grids(results_dir: str, grids: Dict[str, GridResult], title: str,
   return scale
 
 
+def score_normalisation(task: str, episode_steps_: int, action_repeat: int) -> tuple:
+  """``(low, high, description)`` mapping a return of ``task`` to a normalised score: D4RL's
+  random and expert references for the gymnasium tasks, dm_control's return range (at most 1
+  per frame) otherwise."""
+  if task in D4RL_REFERENCE_RETURNS:
+    low, high = D4RL_REFERENCE_RETURNS[task]
+    return low, high, f"D4RL's random ({low:g}) and expert ({high:g}) reference returns"
+  frames = episode_steps_ * action_repeat
+  return 0.0, float(frames), f"dm_control's return range, 0 to {frames} (1 per frame)"
+
+
+def aggregates_section(grids: Dict[str, GridResult], normalisation: tuple) -> tuple:
+  """The rliable-style aggregates over cells of every row with at least 2 seeds: Markdown and
+  a JSON-able dict (empty when no row has 2 seeds)."""
+  low, high, description = normalisation
+  rows, values = [], {}
+  for name, result in grids.items():
+    if len(result.seeds) < 2:
+      continue
+    aggregates = aggregate_scores(result.normalised_scores(low, high))
+    values[name] = {k: dataclasses.asdict(v) for k, v in aggregates.items()}
+    rows.append(f"| {name} | {aggregates['IQM'].text()} | "
+                f"{aggregates['Optimality gap'].text()} |")
+  if not rows:
+    return "", values
+  return ("### Aggregates over cells\n\nrliable-style, over every (seed, cell) score: the "
+          "interquartile mean (IQM) and the optimality gap (the mean shortfall below a score "
+          "of 1), each with a 95% stratified-bootstrap percentile interval (2,000 resamples; "
+          "each cell's seeds resampled on their own, `scipy.stats.bootstrap`). Score: a "
+          f"seed's mean return in a cell, normalised by {description} to 0 and 1.\n\n"
+          "| Agent | IQM [95% CI] | Optimality gap [95% CI] |\n| --- | ---: | ---: |\n"
+          + "\n".join(rows) + "\n\n"), values
+
+
 def write_results(results_dir: str, title: str, command: str, revision: str, started: float,
                   task: str,
                   sizes, dataset: str, model_path: str, unshifted, grids,
@@ -510,6 +545,9 @@ def write_results(results_dir: str, title: str, command: str, revision: str, sta
   for name, result in grids.items():
     result.save(os.path.join(results_dir, f"grid_{slug(name)}.json"))  # per-seed returns
   scale = plot_grids(results_dir, grids, title, task)
+  action_repeat = int(dataset_metadata.get("action_repeat") or 2)
+  aggregates_text, aggregates = aggregates_section(grids, score_normalisation(
+      task, episode_steps(task, sizes.episode_length, action_repeat), action_repeat))
   seeds = sorted({len(v) for v in unshifted.values()})
   wall = time.time() - started
   with atomic_text(os.path.join(results_dir, "RESULTS.md")) as f:
@@ -538,7 +576,7 @@ def write_results(results_dir: str, title: str, command: str, revision: str, sta
                "none)" if seeds == [1] else "") + ".\n\n"
             f"{main_table}\n\n"
             + ("![every agent on one scale, and minus MOPO](overview.png)\n\n"
-               if scale is not None else ""))
+               if scale is not None else "") + aggregates_text)
     for name, result in grids.items():
       f.write(f"### {name} on the grid ({result.samples_label})\n\n{result.returns_table()}"
               "\n\n" + (f"![{name}](grid_{slug(name)}.png)\n\n" if scale is not None else ""))
@@ -549,6 +587,11 @@ def write_results(results_dir: str, title: str, command: str, revision: str, sta
         f.write(f"Online linear model of {name} (paper figure 4): one-step-ahead R^2 over an "
                 f"episode, mean {values.mean():.3f}, median {np.median(values):.3f}, min "
                 f"{values.min():.3f} over {values.size} evaluation episodes.\n\n")
+    if comparisons:
+      f.write("The t-tests are two-sided: an agent can also be worse than its baseline (RANS "
+              "was, in experiments/augwm/RESULTS.md), and a one-sided test would halve the "
+              "p-values in the one direction it presumes. They are Welch's, because the "
+              "agents' spreads over seeds differ.\n\n")
     for a, b in comparisons:
       over = "seeds" if len(grids[a].seeds) > 1 else "episodes (one seed)"
       f.write(f"### {a} minus {b} per cell (two-sided Welch t-test over {over}; ★ p < 0.05)\n\n"
@@ -556,5 +599,6 @@ def write_results(results_dir: str, title: str, command: str, revision: str, sta
     f.write(f"## Settings\n\n{settings_text}\n")
   with atomic_text(os.path.join(results_dir, "results.json")) as f:
     json.dump({"title": title, "task": task, "unshifted": unshifted,
-               "grid_overall": {k: g.overall_mean_std() for k, g in grids.items()}}, f, indent=1)
+               "grid_overall": {k: g.overall_mean_std() for k, g in grids.items()},
+               "aggregates": aggregates}, f, indent=1)
   return main_table

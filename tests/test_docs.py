@@ -245,6 +245,7 @@ def _checks(scratch: str) -> dict:
     text = open(s("runs", "mopo", "results", "augwm", "RESULTS.md")).read()
     assert "MOPO minus" not in text and "AugWM (DAS, learned context) minus MOPO" in text
     assert "one-step-ahead R^2" in text and "two-sided Welch t-test over seeds" in text
+    assert "### Aggregates over cells" in text and "| MOPO | " in text.split("Aggregates")[1]
     # The unshifted return of an agent acting with its own policy is the loop's final
     # evaluation: the same episodes.
     # The two seeds trained as one vmapped run.

@@ -186,3 +186,32 @@ def test_evaluation_envs_follow_the_dataset_task_family():
     timestep = dmc_env.step(np.zeros(6, np.float32))
     steps += 1
   assert steps == 20
+
+
+def test_rliable_style_aggregates_and_their_stratified_intervals():
+  from benchmarks.protocols.zero_shot import (aggregate_scores, interquartile_mean,  # pylint: disable=import-outside-toplevel
+                                              optimality_gap)
+  scores = np.array([[0.0, 0.2, 0.4, 10.0], [0.1, 0.3, 0.5, -10.0]])
+  # The middle 4 of the 8 sorted scores: 0.1, 0.2, 0.3, 0.4.
+  assert interquartile_mean(scores) == pytest.approx(0.25)
+  assert optimality_gap(np.array([[0.5, 1.5], [1.0, 0.0]])) == pytest.approx((0.5 + 0 + 0 + 1) / 4)
+  # Every seed scores the same in each cell: resampling seeds within a cell changes nothing,
+  # so the stratified intervals have no width although the cells differ.
+  same = np.tile([0.1, 0.5, 0.9], (3, 1))
+  for aggregate in aggregate_scores(same, resamples=200).values():
+    assert aggregate.low == pytest.approx(aggregate.point) == pytest.approx(aggregate.high)
+  rng = np.random.default_rng(0)
+  noisy = aggregate_scores(rng.normal(0.5, 0.2, (5, 49)), resamples=500)
+  for aggregate in noisy.values():
+    assert aggregate.low < aggregate.point < aggregate.high
+  assert noisy["IQM"].point == pytest.approx(0.5, abs=0.05)
+  with pytest.raises(ValueError, match="runs >= 2"):
+    aggregate_scores(np.ones((1, 4)))
+
+
+def test_grid_results_normalise_per_seed_cell_means(zero_results):
+  result = merge_seeds(zero_results)
+  scores = result.normalised_scores(-10.0, 90.0)
+  np.testing.assert_allclose(scores, (result.returns.mean(axis=2) + 10.0) / 100.0)
+  with pytest.raises(ValueError, match="high > low"):
+    result.normalised_scores(1.0, 1.0)

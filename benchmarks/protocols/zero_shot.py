@@ -281,6 +281,13 @@ class GridResult:
     save_figure(figure, path)
     plt.close(figure)
 
+  def normalised_scores(self, low: float, high: float) -> np.ndarray:
+    """``[seeds, cells]``: each seed's mean return per cell, mapped so that ``low`` is 0 and
+    ``high`` is 1 (e.g. D4RL's random and expert references)."""
+    if not high > low:
+      raise ValueError(f"normalisation needs high > low, got {low} and {high}")
+    return (self.returns.mean(axis=2) - low) / (high - low)
+
   def compare(self, other: GridResult) -> Comparison:
     """Per-cell ``self - other`` mean differences and Welch t-tests on the samples.
 
@@ -436,6 +443,65 @@ def evaluate_grid(policy: StatefulPolicy, state: Any,
         on_episode(cell, episode, result)
   return GridResult(tuple(setting.name for setting in settings),
                     tuple(grid_coordinates(setting) for setting in settings), returns, (seed,))
+
+
+@dataclasses.dataclass(frozen=True)
+class Aggregate:
+  """One aggregate over cells with its stratified-bootstrap confidence interval."""
+
+  point: float
+  low: float
+  high: float
+
+  def text(self) -> str:
+    return f"{self.point:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
+
+def interquartile_mean(scores: np.ndarray) -> float:
+  """IQM: the mean of the middle 50% of all ``[runs, cells]`` scores (rliable's IQM)."""
+  return float(stats.trim_mean(np.ravel(scores), 0.25))
+
+
+def optimality_gap(scores: np.ndarray, threshold: float = 1.0) -> float:
+  """How far the scores fall short of ``threshold`` on average, scores above it counting as
+  ``threshold`` (rliable's optimality gap)."""
+  return float(threshold - np.minimum(np.ravel(scores), threshold).mean())
+
+
+def aggregate_scores(scores: np.ndarray, *, threshold: float = 1.0, confidence: float = 0.95,
+                     resamples: int = 2000, seed: int = 0) -> dict[str, Aggregate]:
+  """rliable-style aggregates of normalised scores over cells, with stratified-bootstrap CIs.
+
+  The bootstrap is stratified by cell: each resample draws, for every cell independently, as
+  many runs as it has, with replacement (``scipy.stats.bootstrap`` with one sample per cell),
+  then recomputes the aggregate over all cells; the interval is its percentile interval.
+
+  Args:
+    scores: ``[runs, cells]`` normalised scores (runs: training seeds).
+    threshold: the optimality gap's target (1: the normalisation's expert).
+    confidence: of the intervals.
+    resamples: bootstrap resamples.
+    seed: of the resampling.
+
+  Returns:
+    ``{"IQM": ..., "Optimality gap": ...}``.
+
+  Raises:
+    ValueError: fewer than 2 runs (no spread to resample) or a non-2-D array.
+  """
+  scores = np.asarray(scores, np.float64)
+  if scores.ndim != 2 or scores.shape[0] < 2:
+    raise ValueError(f"aggregates need [runs >= 2, cells] scores, got shape {scores.shape}")
+  columns = tuple(scores[:, cell] for cell in range(scores.shape[1]))
+  out = {}
+  for name, statistic in (("IQM", interquartile_mean),
+                          ("Optimality gap", lambda x: optimality_gap(x, threshold))):
+    interval = stats.bootstrap(columns, lambda *cells: statistic(np.stack(cells, axis=-1)),
+                               vectorized=False, n_resamples=resamples,
+                               confidence_level=confidence, method="percentile",
+                               random_state=np.random.default_rng(seed)).confidence_interval
+    out[name] = Aggregate(statistic(scores), float(interval.low), float(interval.high))
+  return out
 
 
 def merge_seeds(results: Sequence[GridResult]) -> GridResult:
