@@ -257,10 +257,10 @@ def _checks(scratch: str) -> dict:
 
   def lambda_sweep(out):
     assert "== ensemble" not in out and "== td3bc" in out  # the MOPO experiment's, reused
-    text = open(s("runs", "mopo", "results", "lambda_sweep", "sac_replay", "RESULTS.md")).read()
+    text = open(s("runs", "mopo", "results", "lambda_sweep", "cheetah_run_sac_replay", "RESULTS.md")).read()
     assert "| 0 | " in text or "| 0 (chosen) | " in text
     assert "ccepted**" in text and "TD3+BC" in text
-    sweep = json.load(open(s("runs", "mopo", "results", "lambda_sweep", "sac_replay",
+    sweep = json.load(open(s("runs", "mopo", "results", "lambda_sweep", "cheetah_run_sac_replay",
                              "results.json")))
     assert sorted(sweep["returns"]) == ["0", "1"] and sweep["choice"]["lambda"] in (0.0, 1.0)
 

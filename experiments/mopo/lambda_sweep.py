@@ -21,6 +21,7 @@ Also reported per ``lambda``: the mean raw model reward and the mean penalty ``l
 the last logged model rollouts, the scale mismatch the rule is about.
 
 Writes ``RESULTS.md`` and ``results.json`` to ``<workdir>/results/lambda_sweep/<dataset>``
+(``<task>_sac_replay`` without ``--dataset``)
 (``--publish``: ``experiments/mopo/lambda_sweep/<dataset>/``). Every stage resumes or is reused
 from the workdir, as in ``experiments.mopo.run``, which can share it.
 """
@@ -123,7 +124,7 @@ def main(argv, common: zero_shot.CommonFlags):
   horizon = zero_shot.stage_config(runs[0], 0, common.task.value, inputs,
                                    common.workdir.value).agent.horizon
   card = metadata["extra"].get("card", {})
-  name = common.dataset.value or "sac_replay"
+  name = common.dataset.value or f"{common.task.value} SAC replay"
   results_dir = os.path.join(common.output_dir(), zero_shot.slug(name))
   os.makedirs(results_dir, exist_ok=True)
   text = render(name, common.task.value, "python -m experiments.mopo.lambda_sweep "
