@@ -253,6 +253,13 @@ def _configure(c, task, sizes, workdir, stage, steps, seed):
   return c
 
 
+def dataset_label(task: str, metadata: dict) -> str:
+  """The dataset's name in statistics tables: ``<task> <kind>`` from its card, else
+  ``<task> SAC replay``."""
+  card = metadata.get("extra", {}).get("card", {})
+  return f"{task} {card['kind']}" if card else f"{task} SAC replay"
+
+
 def describe_dataset(metadata: dict, sac_steps: int) -> str:
   """One sentence on where a dataset came from (its card, else the SAC replay of a run)."""
   card = metadata.get("extra", {}).get("card", {})
@@ -525,8 +532,7 @@ def write_results(results_dir: str, title: str, command: str, revision: str, sta
   os.makedirs(results_dir, exist_ok=True)
   dataset_metadata = read_metadata(dataset)
   stats = dataset_metadata["statistics"]
-  card = dataset_metadata["extra"].get("card", {})
-  dataset_label = f"{task} {card['kind']}" if card else f"{task} SAC replay"
+  label = dataset_label(task, dataset_metadata)
   model_meta = read_model_metadata(model_path)
   report = model_meta["report"]
   lines = ["| Agent | Seeds | Unshifted return | Per seed | Grid mean |",
@@ -555,7 +561,7 @@ def write_results(results_dir: str, title: str, command: str, revision: str, sta
             f"{platform.machine()}, {os.cpu_count()} CPU cores; wall time of this invocation "
             f"{wall / 60:.1f} min (stages found done in the workdir are not re-run).\n\n"
             f"## Dataset\n\n{describe_dataset(dataset_metadata, sizes.sac_steps)}\n\n"
-            f"{format_statistics_table(stats, dataset_label)}\n\n"
+            f"{format_statistics_table(stats, label)}\n\n"
             "## World model (holdout)\n\n"
             f"Ensemble {model_meta['config']['num_members']} x "
             f"{model_meta['config']['hidden_sizes']}, {report['epochs']} epochs, "

@@ -47,17 +47,16 @@ ORACLE_ROW = "Oracle (AugWM trained with the true z)"
 def measure_true_z(task: str, dataset: str, target, low: float, high: float,
                    transitions: int, action_repeat: int) -> np.ndarray:
   """The target's true z on ``transitions`` of the dataset's transitions (seed 0)."""
-  steps, metadata = load_dataset(dataset, observation_keys=None)
+  if transitions < 1:
+    raise ConfigError(f"--oracle_transitions={transitions}: expected at least 1.")
+  steps, _ = load_dataset(dataset, observation_keys=None)
   if "physics" not in steps.observation:
     raise ConfigError(f"--dataset={dataset} records no 'physics' observation; the true z is "
                       "measured by replaying recorded simulator states (regenerate the dataset "
                       "with benchmarks.datasets).")
   starts = np.flatnonzero(~np.asarray(steps.is_last))
-  if transitions < 1:
-    raise ConfigError(f"--oracle_transitions={transitions}: expected at least 1.")
   pick = np.sort(np.random.default_rng(0).choice(starts, min(transitions, starts.size),
                                                  replace=False))
-  del metadata
   return true_scale(task, target, np.asarray(steps.observation["state"])[pick],
                     np.asarray(steps.observation["physics"])[pick],
                     np.asarray(steps.action)[pick], low, high, action_repeat)

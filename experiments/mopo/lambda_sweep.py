@@ -21,8 +21,8 @@ Also reported per ``lambda``: the mean raw model reward and the mean penalty ``l
 the last logged model rollouts, the scale mismatch the rule is about.
 
 Writes ``RESULTS.md`` and ``results.json`` to ``<workdir>/results/lambda_sweep/<dataset>``
-(``<task>_sac_replay`` without ``--dataset``)
-(``--publish``: ``experiments/mopo/lambda_sweep/<dataset>/``). Every stage resumes or is reused
+(``--publish``: ``experiments/mopo/lambda_sweep/<dataset>/``; ``<dataset>`` is
+``<task>_sac_replay`` without ``--dataset``). Every stage resumes or is reused
 from the workdir, as in ``experiments.mopo.run``, which can share it.
 """
 
@@ -123,13 +123,12 @@ def main(argv, common: zero_shot.CommonFlags):
             for lam, run in zip(lambdas, runs)}
   horizon = zero_shot.stage_config(runs[0], 0, common.task.value, inputs,
                                    common.workdir.value).agent.horizon
-  card = metadata["extra"].get("card", {})
   name = common.dataset.value or f"{common.task.value} SAC replay"
   results_dir = os.path.join(common.output_dir(), zero_shot.slug(name))
   os.makedirs(results_dir, exist_ok=True)
   text = render(name, common.task.value, "python -m experiments.mopo.lambda_sweep "
                 + " ".join(sys.argv[1:]), revision, time.time() - started, sizes, horizon,
-                returns, td3bc, scales, choice, metadata, card)
+                returns, td3bc, scales, choice, metadata)
   with atomic_text(os.path.join(results_dir, "RESULTS.md")) as f:
     f.write(text)
   with atomic_text(os.path.join(results_dir, "results.json")) as f:
@@ -146,7 +145,7 @@ def _mean_std(values: Sequence[float]) -> str:
 
 
 def render(name, task, command, revision, wall, sizes, horizon, returns, td3bc, scales, choice,
-           metadata, card) -> str:
+           metadata) -> str:
   """The sweep's Markdown: the dataset, one row per lambda, TD3+BC, the rule and its verdict."""
   lines = ["| lambda | Unshifted return | Per seed | Model reward | Penalty lambda * u |",
            "| ---: | ---: | --- | ---: | ---: |"]
@@ -169,7 +168,7 @@ def render(name, task, command, revision, wall, sizes, horizon, returns, td3bc, 
              f"{choice['mean']:.1f}, below both the data's mean ({data_mean:.1f}) and TD3+BC's "
              f"({np.mean(td3bc):.1f}). No lambda of this sweep gives a sound MOPO baseline on "
              "this dataset at these budgets.")
-  label = f"{task} {card['kind']}" if card else f"{task} SAC replay"
+  label = zero_shot.dataset_label(task, metadata)
   return (f"# MOPO's penalty coefficient on {name}\n\n"
           f"Command: `{command.strip()}`; git revision `{revision}`; wall time of this "
           f"invocation {wall / 60:.1f} min (stages found done in the workdir are reused).\n\n"
