@@ -74,6 +74,12 @@ def default_policy(agent):
 _SIZE_FLAGS = (
     # (flag, kind, config fields it sets, help)
     ("seeds", "integer", ("seeds",), "Seeds per agent."),
+    ("seeds_per_run", "integer", ("seeds_per_run",), "Seeds vmapped in one run: the seeds are "
+     "trained in runs of this many (seeds 0-2, then 3-4, ...), so a finished 3-seed run is "
+     "reused when --seeds grows to 5."),
+    ("penalty_coef", "float", ("penalty_coef",), "MOPO's penalty lambda for every "
+     "model-based agent, e.g. the one the lambda sweep chose (their stages are then named "
+     "<stage>-lambda<value>, as the sweep's). Default: AugWM table 3's for --preset."),
     ("sac_steps", "integer", ("sac_steps",),
      "Env steps of the behaviour SAC whose replay is the dataset."),
     ("model_max_epochs", "integer", ("model_max_epochs",),
@@ -185,6 +191,8 @@ class CommonFlags:
     sizes = self.config()
     if sizes.table3:
       c.agent.horizon, c.agent.penalty_coef = mopo_configs.TABLE3[self.preset.value]
+    if sizes.penalty_coef is not None:
+      c.agent.penalty_coef = float(sizes.penalty_coef)
     if sizes.rollout_batch is not None:
       c.agent.rollout_batch_size = sizes.rollout_batch
 
@@ -339,31 +347,54 @@ def stage_config(run: AgentRun, seed: int, task: str, inputs: Prepared, workdir:
   return c
 
 
+def model_based_stage(stage: str, sizes) -> str:
+  """A model-based agent's stage name: ``stage``, or ``<stage>-lambda<value>`` when the sizes
+  set MOPO's penalty (``--penalty_coef``), the lambda sweep's names."""
+  return stage if sizes.penalty_coef is None else f"{stage}-lambda{sizes.penalty_coef:g}"
+
+
+def seed_groups(sizes) -> List[range]:
+  """The seeds ``0 .. sizes.seeds - 1`` in runs of ``sizes.seeds_per_run`` (None: one run)."""
+  per_run = sizes.seeds if sizes.seeds_per_run is None else sizes.seeds_per_run
+  if per_run < 1:
+    raise ConfigError(f"--seeds_per_run={per_run}: must be at least 1.")
+  return [range(first, min(first + per_run, sizes.seeds))
+          for first in range(0, sizes.seeds, per_run)]
+
+
+def _group_workdir(stage: str, seeds: range, workdir: str) -> str:
+  return os.path.join(workdir, f"{stage}-seeds{seeds[0]}-{seeds[-1]}" if len(seeds) > 1
+                      else f"{stage}-seed{seeds[0]}")
+
+
 def run_workdir(run: AgentRun, sizes, workdir: str) -> str:
-  """Where ``run`` trains: ``<stage>-seeds0-<k>`` for several vmapped seeds, else
-  ``<stage>-seed0``."""
-  seeds = sizes.seeds
-  return os.path.join(workdir, f"{run.stage}-seeds0-{seeds - 1}" if seeds > 1
-                      else f"{run.stage}-seed0")
+  """Where ``run`` trains its first seeds: ``<stage>-seeds0-<k>`` for several vmapped seeds,
+  else ``<stage>-seed0`` (the later runs of :func:`seed_groups` are ``<stage>-seeds<i>-<j>``)."""
+  return _group_workdir(run.stage, seed_groups(sizes)[0], workdir)
 
 
 def trained_agents(run: AgentRun, task: str, inputs: Prepared, workdir: str):
-  """Trains the seeds ``0 .. sizes.seeds - 1`` of ``run`` (or restores the finished run from
-  the workdir): several seeds as one vmapped run (``--config.num_seeds``, workdir
-  ``<stage>-seeds0-<k>``), one seed as its own run (``<stage>-seed0``).
+  """Trains the seeds ``0 .. sizes.seeds - 1`` of ``run`` (or restores the finished runs from
+  the workdir), in the runs of :func:`seed_groups`: several seeds as one vmapped run
+  (``--config.num_seeds``, workdir ``<stage>-seeds<i>-<j>``), one seed as its own run
+  (``<stage>-seed<i>``).
 
   Returns:
-    ``(agent, final state per seed, launcher config)``.
+    ``(agent, final state per seed, launcher config per seed)``.
   """
-  seeds = inputs.sizes.seeds
-  c = stage_config(run, 0, task, inputs, workdir)
-  if seeds > 1:
-    c.num_seeds = seeds
-  c.workdir = run_workdir(run, inputs.sizes, workdir)
-  print(f"== {run.stage} " + (f"seeds 0-{seeds - 1}, vmapped" if seeds > 1 else "seed 0")
-        + f": {run.steps} updates", flush=True)
-  _, agent, result = train_launcher.run_with_agent(c, inputs.source)
-  return agent, (unstack_seeds(result.state) if seeds > 1 else [result.state]), c
+  states, configs = [], []
+  for seeds in seed_groups(inputs.sizes):
+    c = stage_config(run, seeds[0], task, inputs, workdir)
+    if len(seeds) > 1:
+      c.num_seeds = len(seeds)
+    c.workdir = _group_workdir(run.stage, seeds, workdir)
+    print(f"== {run.stage} " + (f"seeds {seeds[0]}-{seeds[-1]}, vmapped" if len(seeds) > 1
+                                else f"seed {seeds[0]}") + f": {run.steps} updates", flush=True)
+    _, agent, result = train_launcher.run_with_agent(c, inputs.source)
+    group = unstack_seeds(result.state) if len(seeds) > 1 else [result.state]
+    states.extend(group)
+    configs.extend([c] * len(group))
+  return agent, states, configs
 
 
 def _linear_r2(carry) -> Optional[float]:
@@ -428,8 +459,8 @@ def run_agents(task: str, inputs: Prepared, workdir: str, runs: Sequence[AgentRu
   seed_grids: Dict[str, List[GridResult]] = {}
   linear_r2: Dict[str, List[float]] = {}
   for run in runs:
-    agent, states, c = trained_agents(run, task, inputs, workdir)
-    for seed, state in enumerate(states):
+    agent, states, configs = trained_agents(run, task, inputs, workdir)
+    for seed, (state, c) in enumerate(zip(states, configs)):
       # Runs of several seeds share a workdir: their cached evaluations are named per seed.
       seed_part = [f"seed {seed}"] if len(states) > 1 else []
       for row, policy_for in run.evaluations.items():

@@ -12,7 +12,10 @@ from dm_env import specs
 from tests.conftest import synthetic_steps
 from worldmodels.data.samplers import build_index, stack_frames
 from worldmodels.data.spec import DataSpec
-from worldmodels.training.acting import (EpisodeRunner, FrameStack, episode_to_rlds, evaluate)
+import pytest
+
+from worldmodels.training.acting import (EpisodeRunner, FrameStack, batch_policy, episode_to_rlds,
+                                         evaluate, run_episodes)
 from worldmodels.training.agent import Phase
 from worldmodels.training.loop import LoopConfig, train
 from worldmodels.training.replay import ReplaySampler
@@ -94,6 +97,42 @@ def test_carry_is_threaded_and_reset_at_every_episode():
   np.testing.assert_array_equal(rows["observation"]["state"][:, 0], [0, 1, 2, 3, 4])
   np.testing.assert_array_equal(rows["is_last"], [False] * 4 + [True])
   assert rows["action"].shape == (5, 2) and not rows["action"][-1].any()
+
+
+def test_run_episodes_steps_a_batch_in_lockstep_as_the_runner_would_one_by_one():
+  """Episodes of different lengths: each ends on its own, is not stepped after, and keeps the
+  carry and rewards of the same episode run alone."""
+  agent = CountingAgent(SPEC)
+  state = agent.init(None)
+  state["w"] = jnp.asarray(0.5)
+  lengths, offsets = (3, 5, 4), (0.0, 0.2, -0.4)
+  envs = [CountingEnv(length, offset) for length, offset in zip(lengths, offsets)]
+  keys = [jax.random.PRNGKey(seed) for seed in range(3)]
+  episodes = run_episodes(envs, agent, state, keys)
+  for env, episode, length, offset, key in zip(envs, episodes, lengths, offsets, keys):
+    alone = EpisodeRunner(CountingEnv(length, offset), agent).run_episode(state, key)
+    np.testing.assert_allclose(episode.rewards, alone.rewards, rtol=1e-6)
+    assert int(episode.carry) == int(alone.carry) == length
+    assert len(env.actions) == length  # not stepped after its last step
+    np.testing.assert_allclose(np.asarray(env.actions)[:, 1], offset, atol=1e-6)
+
+
+class _HostOnlyPolicy:
+  runs_on_host = True
+
+  def policy_init(self, key):
+    return 0
+
+  def policy(self, state, carry, observation, key, eval_mode):
+    return np.zeros(2, np.float32), carry + 1
+
+
+def test_a_host_policy_that_does_not_batch_is_refused_by_run_episodes():
+  assert batch_policy(_HostOnlyPolicy()) is None
+  with pytest.raises(ValueError, match="cannot act on a batch"):
+    run_episodes([CountingEnv()], _HostOnlyPolicy(), None, [jax.random.PRNGKey(0)])
+  with pytest.raises(ValueError, match="1 environments and 2 keys"):
+    run_episodes([CountingEnv()], CountingAgent(SPEC), None, [jax.random.PRNGKey(0)] * 2)
 
 
 def test_the_loop_collects_with_the_carry_and_resets_it_per_episode(tmp_path):

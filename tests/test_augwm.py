@@ -194,6 +194,56 @@ def test_learner_trains_and_policy_switches_at_k(tmp_path):
   np.testing.assert_array_equal(np.asarray(carry.contexts), 1.0)
 
 
+def test_batched_context_policy_matches_one_episode_at_a_time():
+  """Three episodes side by side (learned context, [s, a, 1]) give each episode's actions,
+  contexts and R^2 of that episode alone; the oracle context batches too."""
+  config = augwm_config.tiny_config()
+  config.adapt_after, config.linear_features = 6, "state_action"
+  agent = AugWMLearner(config, SPEC, world_model=_world_model())
+  state = agent.init(jax.random.PRNGKey(0))
+  policy = AugWMPolicy(agent, mode="learned")
+  assert policy.can_batch
+  growth = np.asarray([1.05, 1.15, 0.9], np.float32)
+  starts = np.random.default_rng(1).normal(size=(3, S)).astype(np.float32)
+  keys = jnp.stack([jax.random.PRNGKey(i) for i in range(3)])
+  carry, s = policy.policy_init_batch(keys), starts.copy()
+  singles = [policy.policy_init(keys[i]) for i in range(3)]
+  alone = starts.copy()
+  for _ in range(20):
+    actions, carry = policy.policy(state, carry, {"state": s}, keys, eval_mode=True)
+    assert actions.shape == (3, A)
+    for i in range(3):
+      action, singles[i] = _act_with(policy, state, singles[i], alone[i], keys[i])
+      np.testing.assert_allclose(actions[i], action, atol=1e-5)
+      alone[i] = alone[i] * growth[i] + 0.05 * np.pad(action, (0, S - A))
+    s = (s * growth[:, None] + 0.05 * np.pad(actions, ((0, 0), (0, S - A)))).astype(np.float32)
+  for i in range(3):
+    item = policy.carry_item(carry, i)
+    np.testing.assert_allclose(np.asarray(item.contexts), np.asarray(singles[i].contexts),
+                               atol=1e-4)
+    assert item.linear.count == singles[i].linear.count == 19
+    np.testing.assert_allclose(policy.episode_r2(item), policy.episode_r2(singles[i]),
+                               atol=1e-6)
+  assert np.any(np.asarray(carry.contexts)[6:] != 1.0)  # the learned context acts after k
+  # The oracle keeps one carry per episode and sees each episode's own transitions.
+  planted = np.asarray([0.6, 1.4, 1.0, 1.2], np.float32)
+  oracle = _PlantedOracle(planted)
+  oracle_policy = AugWMPolicy(agent, mode="oracle", oracle=oracle)
+  carry, s = oracle_policy.policy_init_batch(keys), starts.copy()
+  for t in range(3):
+    _, carry = oracle_policy.policy(state, carry, {"state": s + t}, keys, eval_mode=True)
+  assert carry.oracle == (2, 2, 2) and len(oracle.seen) == 6
+  np.testing.assert_array_equal(oracle.seen[1][0], starts[1])  # t = 0 of episode 1
+  np.testing.assert_array_equal(oracle.seen[1][2], starts[1] + 1)
+  item = oracle_policy.carry_item(carry, 2)
+  assert item.oracle == 2
+  np.testing.assert_array_equal(np.asarray(item.contexts), [np.ones(S), planted, planted])
+
+
+def _act_with(policy, state, carry, s, key):
+  return policy.policy(state, carry, {"state": s.astype(np.float32)}, key, eval_mode=True)
+
+
 class _PlantedOracle:
   """Knows the true z; records what the policy shows it (its carry counts transitions)."""
 

@@ -190,6 +190,45 @@ def test_paper_scale_flags_give_the_papers_sizes():
       "tiny", 3, 40, False)
 
 
+def test_penalty_flag_sets_every_model_based_agent_and_names_its_stages():
+  """--penalty_coef overrides table 3's lambda and names the stages as the lambda sweep does
+  (the demo's sizes carry the sweep's choice, 0.1); --seeds_per_run splits the seeds into
+  vmapped runs."""
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  from experiments import zero_shot  # pylint: disable=import-outside-toplevel
+  from experiments.augwm import run as augwm_run  # pylint: disable=import-outside-toplevel
+  from experiments.configs import augwm as augwm_configs  # pylint: disable=import-outside-toplevel
+  from worldmodels.errors import ConfigError  # pylint: disable=import-outside-toplevel
+
+  values = flags.FlagValues()
+  common = zero_shot.CommonFlags("/tmp/results", flag_values=values)
+  inputs = types.SimpleNamespace(episode_steps=lambda task: 1000, action_repeat=lambda: 1)
+  values(["prog", "--preset=halfcheetah-medium", "--penalty_coef=0.3", "--seeds=5",
+          "--seeds_per_run=3"])
+  runs = augwm_run.agent_runs(common, inputs, no_context=["rad"])
+  assert [run.stage for run in runs] == ["mopo-lambda0.3", "augwm-das-context-lambda0.3",
+                                         "augwm-rad-nocontext-lambda0.3"]
+  c = augwm_configs.get_config("demo")
+  runs[1].configure(c)
+  assert (c.agent.horizon, c.agent.penalty_coef) == (1, 0.3)  # table 3's h, the flag's lambda
+  sizes = common.config()
+  assert [list(g) for g in zero_shot.seed_groups(sizes)] == [[0, 1, 2], [3, 4]]
+  assert zero_shot.run_workdir(runs[0], sizes, "w") == "w/mopo-lambda0.3-seeds0-2"
+  values.unparse_flags()
+  values(["prog", "--sizes=demo"])
+  assert common.config().penalty_coef == 0.1
+  assert [list(g) for g in zero_shot.seed_groups(common.config())] == [[0]]
+  assert augwm_run.agent_runs(common, inputs)[0].stage == "mopo-lambda0.1"
+  values.unparse_flags()
+  values(["prog", "--seeds=4"])  # no table-3 override: the stage keeps its name
+  assert [list(g) for g in zero_shot.seed_groups(common.config())] == [[0, 1, 2, 3]]
+  assert augwm_run.agent_runs(common, inputs)[0].stage == "mopo"
+  values.unparse_flags()
+  values(["prog", "--seeds_per_run=0"])
+  with pytest.raises(ConfigError, match="--seeds_per_run=0"):
+    zero_shot.seed_groups(common.config())
+
+
 @pytest.mark.parametrize("preset", ("cpu", "demo", "paper", "tiny"))
 def test_experiment_size_presets_build(preset):
   from experiments.configs import zero_shot as size_configs  # pylint: disable=import-outside-toplevel

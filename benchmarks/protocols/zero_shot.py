@@ -34,7 +34,7 @@ from scipy import stats
 from benchmarks.shifts.perturbations import Compose, DampingScale, MassScale, Perturbation
 from worldmodels.io import atomic_text, atomic_write
 from worldmodels.training.acting import (Episode, EpisodeRunner, FrameStack, StatefulPolicy,
-                                         compile_policy)
+                                         batch_policy, compile_policy, run_episodes)
 
 EnvFactory = Callable[[int], dm_env.Environment]
 _SIGNIFICANCE = 0.05
@@ -390,10 +390,13 @@ def _difference_text(difference: float, p_value: float) -> str:
   return f"{difference:+.1f} (p={p_value:.3f}){star}"
 
 
-def _runner(policy: StatefulPolicy, env: dm_env.Environment, compiled) -> EpisodeRunner:
+def _stacked(policy: StatefulPolicy, env: dm_env.Environment) -> dm_env.Environment:
   stacks = getattr(getattr(policy, "spec", None), "frame_stack", {})
-  return EpisodeRunner(FrameStack(env, stacks) if stacks else env, policy, eval_mode=True,
-                       compiled=compiled)
+  return FrameStack(env, stacks) if stacks else env
+
+
+def _runner(policy: StatefulPolicy, env: dm_env.Environment, compiled) -> EpisodeRunner:
+  return EpisodeRunner(_stacked(policy, env), policy, eval_mode=True, compiled=compiled)
 
 
 def episode_rewards(policy: StatefulPolicy, state: Any, env: dm_env.Environment,
@@ -412,7 +415,9 @@ def evaluate_grid(policy: StatefulPolicy, state: Any,
   """Runs ``policy`` for ``episodes`` deterministic episodes on every setting.
 
   Episode ``e`` of every cell uses env seed ``seed + e`` and key ``PRNGKey(seed + e)``, so
-  cells differ only by their dynamics (common random numbers).
+  cells differ only by their dynamics (common random numbers). A policy that batches
+  (``worldmodels.training.acting.batch_policy``) runs every cell and episode at once, with one
+  policy call per step; others run episode by episode.
 
   Args:
     policy: the policy under test (an agent, or e.g. ``AugWMPolicy``).
@@ -430,17 +435,27 @@ def evaluate_grid(policy: StatefulPolicy, state: Any,
   """
   if episodes < 1:
     raise ValueError(f"episodes must be >= 1, got {episodes}.")
-  compiled = compile_policy(policy)
   returns = np.zeros((1, len(settings), episodes))
-  for cell, setting in enumerate(settings):
-    factory = env_factory_for(setting)
-    for episode in range(episodes):
-      runner = _runner(policy, factory(seed + episode), compiled)
-      result = runner.run_episode(state, jax.random.PRNGKey(seed + episode))
+  pairs = [(cell, episode) for cell in range(len(settings)) for episode in range(episodes)]
+  calls = batch_policy(policy)
+  if calls is not None:  # every cell and episode at once, one policy call per step
+    factories = [env_factory_for(setting) for setting in settings]
+    envs = [_stacked(policy, factories[cell](seed + episode)) for cell, episode in pairs]
+    results = run_episodes(envs, policy, state,
+                           [jax.random.PRNGKey(seed + episode) for _, episode in pairs],
+                           calls=calls)
+    for env in envs:
+      env.close()
+  else:
+    compiled, results = compile_policy(policy), []
+    for cell, episode in pairs:
+      runner = _runner(policy, env_factory_for(settings[cell])(seed + episode), compiled)
+      results.append(runner.run_episode(state, jax.random.PRNGKey(seed + episode)))
       runner.close()
-      returns[0, cell, episode] = result.total
-      if on_episode is not None:
-        on_episode(cell, episode, result)
+  for (cell, episode), result in zip(pairs, results):
+    returns[0, cell, episode] = result.total
+    if on_episode is not None:
+      on_episode(cell, episode, result)
   return GridResult(tuple(setting.name for setting in settings),
                     tuple(grid_coordinates(setting) for setting in settings), returns, (seed,))
 

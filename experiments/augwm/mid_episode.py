@@ -91,9 +91,9 @@ def main(argv, common: zero_shot.CommonFlags, length_flag, switch_flag, window_f
                                        inputs.source.metadata().get("action_repeat")), setting)
   traces: dict = {}
   for run in runs:
-    agent, states, c = zero_shot.trained_agents(run, common.task.value, inputs,
-                                                common.workdir.value)
-    for seed, state in enumerate(states):
+    agent, states, configs = zero_shot.trained_agents(run, common.task.value, inputs,
+                                                      common.workdir.value)
+    for seed, (state, c) in enumerate(zip(states, configs)):
       seed_part = [f"seed {seed}"] if len(states) > 1 else []  # seeds sharing a workdir
       for row, policy_for in run.evaluations.items():
         run_digest = file_digest(os.path.join(c.workdir, FINGERPRINT_FILE))

@@ -81,7 +81,8 @@ def main(argv, common: zero_shot.CommonFlags):
     c.agent.train_z = tuple(z)
 
   runs.append(zero_shot.AgentRun(
-      f"augwm-das-true-z-{zero_shot.slug(target.name)}", augwm_configs,
+      zero_shot.model_based_stage(f"augwm-das-true-z-{zero_shot.slug(target.name)}", sizes),
+      augwm_configs,
       size_configs.augwm_updates(sizes),
       {ORACLE_ROW: augwm_run.context_policy("default", inputs.episode_steps(common.task.value))},
       oracle, needs_model=True))

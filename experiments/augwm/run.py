@@ -59,11 +59,13 @@ def agent_runs(common: zero_shot.CommonFlags, inputs: zero_shot.Prepared,
       c.agent.augmentation, c.agent.use_context = augmentation, use_context
     return configure
 
+  stage = lambda name: zero_shot.model_based_stage(name, sizes)
   runs = [
-      zero_shot.AgentRun("mopo", mopo_configs, sizes.mopo_steps,
+      zero_shot.AgentRun(stage("mopo"), mopo_configs, sizes.mopo_steps,
                          {"MOPO": zero_shot.default_policy}, common.model_based,
                          needs_model=True),
-      zero_shot.AgentRun("augwm-das-context", augwm_configs, size_configs.augwm_updates(sizes),
+      zero_shot.AgentRun(stage("augwm-das-context"), augwm_configs,
+                         size_configs.augwm_updates(sizes),
                          {"AugWM (DAS, default context)": context_policy("default", steps),
                           "AugWM (DAS, learned context)": context_policy("learned", steps),
                           "AugWM (DAS, oracle context)": _oracle_policy(common.task.value,
@@ -71,7 +73,7 @@ def agent_runs(common: zero_shot.CommonFlags, inputs: zero_shot.Prepared,
                          augwm("das", True), needs_model=True),
   ]
   for augmentation in no_context:
-    runs.append(zero_shot.AgentRun(f"augwm-{augmentation}-nocontext", augwm_configs,
+    runs.append(zero_shot.AgentRun(stage(f"augwm-{augmentation}-nocontext"), augwm_configs,
                                    size_configs.augwm_updates(sizes),
                                    {f"{augmentation.upper()} (no context)":
                                     context_policy("none", steps)},

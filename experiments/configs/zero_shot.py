@@ -36,6 +36,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.stage_preset = "demo"  # launcher preset of every agent stage (experiments/configs/<agent>.py)
   c.model_preset = "default"  # experiments/configs/ensemble.py preset
   c.seeds = 3
+  c.seeds_per_run = _optional(None, int)  # seeds vmapped in one run; None: all of them
   c.sac_steps = 40_000  # env steps of the behaviour SAC whose replay is the default dataset
   c.model_max_epochs = _optional(100, int)  # None: until early stopping
   c.mopo_steps = 30_000  # MOPO updates per seed (the --steps flag)
@@ -51,6 +52,9 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.eval_episodes = 10  # unshifted, per seed
   c.episode_length = config_dict.placeholder(int)  # agent steps; None: the suite's 500
   c.table3 = True  # (h, lambda) from AugWM table 3 (--preset); False: the stage preset's
+  # MOPO's penalty lambda for every model-based agent (e.g. the lambda sweep's choice); None:
+  # table 3's (or the stage preset's)
+  c.penalty_coef = _optional(None, float)
   if preset == "cpu":
     return c
   if preset == "demo":
@@ -58,6 +62,9 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
     c.mopo_steps = 20_000
     c.augwm_budget_ratio = 1.0  # the same budget for both, to stay within about 15 minutes
     c.eval_episodes = 5
+    # The lambda sweep's choice on the demo's cheetah-run SAC replay (accepted: 157 against
+    # the data's 70; experiments/mopo/lambda_sweep/cheetah_run_sac_replay/RESULTS.md).
+    c.penalty_coef = 0.1
     return c
   if preset == "paper":
     c.stage_preset = "default"

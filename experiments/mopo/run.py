@@ -31,8 +31,8 @@ def main(argv, common: zero_shot.CommonFlags):
   inputs = common.prepare()
   sizes = inputs.sizes
   runs = [
-      zero_shot.AgentRun("mopo", mopo_configs, sizes.mopo_steps,
-                         {"MOPO": zero_shot.default_policy}, common.model_based,
+      zero_shot.AgentRun(zero_shot.model_based_stage("mopo", sizes), mopo_configs,
+                         sizes.mopo_steps, {"MOPO": zero_shot.default_policy}, common.model_based,
                          needs_model=True),
       zero_shot.AgentRun("td3bc", td3bc_configs, sizes.td3bc_steps,
                          {"TD3+BC": zero_shot.default_policy}),

@@ -12,13 +12,15 @@ loop's evaluation and collection, the zero-shot protocol and the dataset generat
 It resets the carry at every episode start and keys step ``t`` with ``fold_in(key, t)``.
 Policies that are pure JAX are jitted once, the key folded inside the jitted call (one device
 dispatch per step); a policy whose carry lives on the host (numpy) says so with
-``runs_on_host = True`` and is called as it is.
+``runs_on_host = True`` and is called as it is. :func:`run_episodes` steps many environments in
+lockstep with one batched policy call per step (:func:`batch_policy`).
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
 
 import dm_env
@@ -240,6 +242,104 @@ class EpisodeRunner:
 
   def close(self) -> None:
     self.env.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchedCalls:
+  """A stateful policy acting on ``B`` environments at once (see :func:`batch_policy`).
+
+  Attributes:
+    init: ``keys [B, 2] -> carry`` (one episode start per environment).
+    act: ``(state, carry, observations {name: [B, ...]}, keys [B, 2], index, eval_mode) ->
+      (actions [B, A], carry)``, each environment keyed ``fold_in(keys[i], index)``.
+    item: ``(carry, i) -> carry`` of environment ``i`` alone, as the one-environment policy
+      would have it.
+  """
+
+  init: Callable[[jax.Array], Any]
+  act: Callable[..., Tuple[Any, Any]]
+  item: Callable[[Any, int], Any]
+
+
+def batch_policy(policy: StatefulPolicy) -> Optional[BatchedCalls]:
+  """``policy`` over a batch of environments, or None when it cannot be batched.
+
+  A pure-JAX policy is vmapped over its carry, observation and key (one jitted call per step).
+  A host policy batches itself when it has ``policy_init_batch(keys) -> carry``,
+  ``carry_item(carry, i)`` and a ``policy`` that takes ``[B, ...]`` observations and ``[B, 2]``
+  keys, and ``can_batch`` is true (AugWM's test-time context); other host policies return None.
+  """
+  if getattr(policy, "runs_on_host", False):
+    if not getattr(policy, "can_batch", False):
+      return None
+    fold = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
+
+    def host_act(state, carry, observations, keys, index, eval_mode):
+      return policy.policy(state, carry, observations, fold(keys, index), eval_mode)
+
+    return BatchedCalls(policy.policy_init_batch, host_act, policy.carry_item)
+
+  @functools.partial(jax.jit, static_argnames="eval_mode")
+  def act(state, carry, observations, keys, index, eval_mode):
+    one = lambda c, o, k: policy.policy(state, c, o, jax.random.fold_in(k, index), eval_mode)
+    return jax.vmap(one)(carry, observations, keys)
+
+  item = lambda carry, i: jax.tree_util.tree_map(lambda x: x[i], carry)
+  return BatchedCalls(jax.jit(jax.vmap(policy.policy_init)), act, item)
+
+
+def run_episodes(envs: Sequence[dm_env.Environment], policy: StatefulPolicy, state: Any,
+                 keys: Sequence[jax.Array], *, eval_mode: bool = True,
+                 calls: Optional[BatchedCalls] = None) -> List[Episode]:
+  """One episode in each of ``envs`` at once, in lockstep: the batched form of
+  :meth:`EpisodeRunner.run_episode` (episode ``i`` keyed ``keys[i]``, step ``t`` with
+  ``fold_in(keys[i], t)``), with one policy call per step for all environments.
+
+  An environment whose episode has ended is no longer stepped; its carry is the one after its
+  last step. Returns agree with ``run_episode``'s up to floating-point rounding (a batched
+  matmul may round differently), so a long chaotic episode can end elsewhere.
+
+  Args:
+    envs: ``B`` environments (observations: dicts of arrays with the same shapes).
+    policy: the policy; it must batch (:func:`batch_policy`) unless ``calls`` is given.
+    state: the agent's state.
+    keys: ``B`` episode keys.
+    eval_mode: passed to the policy.
+    calls: ``batch_policy(policy)``, made once by the caller.
+
+  Returns:
+    ``B`` :class:`Episode` (without recorded steps).
+
+  Raises:
+    ValueError: the policy cannot be batched, or ``keys`` does not match ``envs``.
+  """
+  calls = calls or batch_policy(policy)
+  if calls is None:
+    raise ValueError(f"{type(policy).__name__} cannot act on a batch of environments; "
+                     "use EpisodeRunner.run_episode per environment.")
+  if len(keys) != len(envs):
+    raise ValueError(f"run_episodes got {len(envs)} environments and {len(keys)} keys.")
+  timesteps = [env.reset() for env in envs]
+  keys = jnp.stack(list(keys))
+  carry = calls.init(keys)
+  rewards: List[List[float]] = [[] for _ in envs]
+  finals: List[Any] = [None] * len(envs)
+  running = np.ones(len(envs), bool)
+  t = 0
+  while running.any():
+    observations = {name: np.stack([np.asarray(ts.observation[name]) for ts in timesteps])
+                    for name in timesteps[0].observation}
+    actions, carry = calls.act(state, carry, observations, keys, np.int32(t),
+                               eval_mode=eval_mode)
+    actions = np.asarray(actions, np.float32)
+    for i in np.flatnonzero(running):
+      timesteps[i] = envs[i].step(actions[i])
+      rewards[i].append(float(timesteps[i].reward or 0.0))
+      if timesteps[i].last():
+        running[i] = False
+        finals[i] = calls.item(carry, i)
+    t += 1
+  return [Episode(np.asarray(r), final) for r, final in zip(rewards, finals)]
 
 
 def episode_to_rlds(steps: Sequence[Step], keys: Optional[Sequence[str]] = None
