@@ -38,6 +38,8 @@ NOT_RUN = {
     # Benchmarks whose tiny runs are compile-bound (about 30 s each): run in process by the slow
     # tests of tests/test_perf.py instead, to keep the default suite under 15 minutes.
     "python -m benchmarks.perf seeds": "tests/test_perf.py::test_seeds_benchmark_runs_small (slow)",
+    "python -m benchmarks.perf evaluation": "tests/test_perf.py::"
+                                            "test_evaluation_benchmark_runs_small",
     "python -m benchmarks.perf rssm": "tests/test_perf.py::test_rssm_benchmark_runs_small (slow)",
     "python -m benchmarks.perf drqbc": "tests/test_perf.py::test_drqbc_benchmark_runs_small (slow)",
     # Their parts run in the default tier (tests/test_perf.py::test_benchmarks_run_small and

@@ -60,6 +60,17 @@ def test_benchmark_mains_run_small(name, capsys):
   assert re.fullmatch(rf"{name}: [0-9.]+ [\w/-]+(, | \()?.*", last), last
 
 
+def test_evaluation_benchmark_runs_small(capsys):
+  """Batched and episode-by-episode grid evaluation and the bare environments, at tiny sizes."""
+  from benchmarks.perf import evaluation  # pylint: disable=import-outside-toplevel
+  line = evaluation.main(tiny=True)
+  out = capsys.readouterr().out
+  assert re.search(r"^bare: [0-9]+ env steps/s", out, re.M), out
+  assert re.search(r"^episode_by_episode: [0-9]+ env steps/s", out, re.M), out
+  assert re.fullmatch(r"evaluation: [0-9]+ env steps/s batched, speed-up [0-9.]+ over episode "
+                      r"by episode, [0-9.]+ of the bare environments' rate", line), line
+
+
 @pytest.mark.slow
 def test_seeds_benchmark_runs_small(capsys):
   from benchmarks.perf import seeds  # pylint: disable=import-outside-toplevel

@@ -15,7 +15,8 @@ from worldmodels.cli import guarded
 BENCHMARKS = {"sac": "benchmarks.perf.sac", "ensemble": "benchmarks.perf.ensemble",
               "seeds": "benchmarks.perf.seeds",
               "rollout": "benchmarks.perf.rollout", "render": "benchmarks.perf.render",
-              "rssm": "benchmarks.perf.rssm", "drqbc": "benchmarks.perf.drqbc"}
+              "rssm": "benchmarks.perf.rssm", "drqbc": "benchmarks.perf.drqbc",
+              "evaluation": "benchmarks.perf.evaluation"}
 
 
 def main(argv=None) -> int:

@@ -90,11 +90,18 @@ def settings_text(common: zero_shot.CommonFlags, inputs: zero_shot.Prepared,
                  for run in runs[:2])
   m, a = mopo.agent, augwm.agent
   suite = "D4RL-style" if common.task.value in GYM_TASKS else "dm_control"
+  table3 = f"AugWM table 3, {common.preset.value}"
+  if sizes.penalty_coef is not None:  # e.g. the lambda sweep's choice
+    penalty_source = (f" (h: {table3}; lambda: --penalty_coef or the `{sizes.preset}` sizes, "
+                      "chosen by experiments.mopo.lambda_sweep)" if sizes.table3 else
+                      " (lambda: --penalty_coef or the sizes preset)")
+  else:
+    penalty_source = f" ({table3})" if sizes.table3 else ""
   source = (f"the {suite} {common.task.value} dataset `{common.dataset.value}`"
             if common.dataset.value else f"a {suite} {common.task.value} SAC replay dataset")
   text = (
       f"Mass and damping factors {list(factors)}. Both agents: (h, lambda) = ({m.horizon}, "
-      f"{m.penalty_coef})" + (f" (AugWM table 3, {common.preset.value})" if sizes.table3 else "")
+      f"{m.penalty_coef})" + penalty_source
       + f", {m.rollout_batch_size} rollout starts every {m.rollout_every} updates, "
       f"{m.real_ratio:.0%} real data, SAC {'x'.join(map(str, m.sac.hidden_sizes))}; MOPO "
       f"{m.num_steps}, AugWM {a.num_steps} updates per seed. AugWM: {a.augmentation.upper()} "
@@ -110,14 +117,24 @@ def settings_text(common: zero_shot.CommonFlags, inputs: zero_shot.Prepared,
   if sizes.preset == "paper":
     return text + f"Paper scale (AugWM table 4): {sizes.seeds} seeds, {source}."
   paper_rollouts = mopo_configs.get_config("default").agent.rollout_batch_size
-  return text + (
-      f"Reduced from the paper to fit a 2-core CPU: {source} instead of D4RL HalfCheetah, the "
-      f"ensemble capped at {sizes.model_max_epochs} epochs, {a.num_steps // 1000}k instead of "
-      f"{size_configs.augwm_updates(paper) // 1000}k AugWM ({m.num_steps // 1000}k instead of "
-      f"{paper.mopo_steps // 1000}k MOPO) updates, {m.rollout_batch_size // 1000}k instead of "
-      f"{paper_rollouts // 1000}k rollout starts, a {len(factors)} x {len(factors)} instead of "
-      f"7 x 7 grid with {sizes.grid_episodes} instead of {paper.grid_episodes} episodes per "
-      f"cell, {sizes.seeds} instead of {paper.seeds} seeds.")
+  thousands = lambda n: f"{n / 1000:g}k"
+  reduced = [f"{source} instead of D4RL HalfCheetah",
+             f"the ensemble capped at {sizes.model_max_epochs} epochs",
+             f"{thousands(a.num_steps)} instead of {thousands(size_configs.augwm_updates(paper))} "
+             f"AugWM ({thousands(m.num_steps)} instead of {thousands(paper.mopo_steps)} MOPO) "
+             "updates"]
+  if m.rollout_batch_size != paper_rollouts:
+    reduced.append(f"{thousands(m.rollout_batch_size)} instead of {thousands(paper_rollouts)} "
+                   "rollout starts")
+  paper_grid = 7 if common.task.value.lower().startswith(("cheetah", "halfcheetah")) else 5
+  if len(factors) != paper_grid:
+    reduced.append(f"a {len(factors)} x {len(factors)} instead of {paper_grid} x {paper_grid} "
+                   "grid")
+  if sizes.grid_episodes != paper.grid_episodes:
+    reduced.append(f"{sizes.grid_episodes} instead of {paper.grid_episodes} episodes per cell")
+  if sizes.seeds != paper.seeds:
+    reduced.append(f"{sizes.seeds} instead of {paper.seeds} seeds")
+  return text + "Reduced from the paper to fit a 2-core CPU: " + ", ".join(reduced) + "."
 
 
 def main(argv, common: zero_shot.CommonFlags, no_context,
