@@ -2,7 +2,7 @@ r"""Redraws the figures of a zero-shot results directory from its saved per-seed
 heatmap per agent on a shared colour scale, and the overview figure (every agent on one scale,
 and its difference to MOPO). The returns themselves are not recomputed.
 
-  python -m experiments.replot experiments/augwm/table1/random
+  python -m experiments.replot experiments/augwm/table1/medium
 
 The agents (and their order) are those of the directory's ``results.json``; a note naming
 this program and the code revision is added to its ``RESULTS.md`` when one is there.
